@@ -1,0 +1,94 @@
+/**
+ * Runs HTTP checks at their interval and timeout: 2xx → passing, 429 → warning, anything else
+ * (including an unreachable target or a timeout) → critical. Never throws.
+ */
+import { Agent, request } from 'undici';
+import type { CheckState, CheckStatus } from './catalog.js';
+
+export type CheckResult = { status: CheckStatus; output: string };
+
+const OUTPUT_MAX_BYTES = 4096;
+
+export function statusForCode(code: number): CheckStatus {
+  if (code >= 200 && code < 300) return 'passing';
+  if (code === 429) return 'warning';
+  return 'critical';
+}
+
+export class HttpCheckRunner {
+  private readonly timers = new Map<string, { timer: NodeJS.Timeout; key: string }>();
+  private readonly agent = new Agent({ connections: 2, keepAliveTimeout: 30_000, connect: { timeout: 2000 } });
+  private closed = false;
+
+  constructor(private readonly onResult: (checkId: string, result: CheckResult) => void) {}
+
+  /** Starts timers for new checks and stops those of checks no longer present. */
+  sync(checks: readonly CheckState[]): void {
+    if (this.closed) return;
+    const live = new Set<string>();
+    for (const c of checks) {
+      if (c.type !== 'http' || !c.http || !c.intervalMs) continue;
+      const key = `${c.http}|${c.intervalMs}|${c.timeoutMs}|${c.definition.Method ?? 'GET'}`;
+      live.add(c.checkId);
+      const existing = this.timers.get(c.checkId);
+      if (existing && existing.key === key) continue;
+      if (existing) clearTimeout(existing.timer);
+      this.schedule(c, key, 0);
+    }
+    for (const [id, t] of this.timers) {
+      if (!live.has(id)) {
+        clearTimeout(t.timer);
+        this.timers.delete(id);
+      }
+    }
+  }
+
+  /** Runs a check at once (after a control-plane restart, for example). */
+  private schedule(c: CheckState, key: string, delayMs: number): void {
+    const timer = setTimeout(async () => {
+      const result = await runHttpCheck(c, this.agent);
+      const cur = this.timers.get(c.checkId);
+      if (this.closed || !cur || cur.key !== key) return;
+      this.onResult(c.checkId, result);
+      if (this.timers.get(c.checkId)?.key === key) this.schedule(c, key, c.intervalMs ?? 1000);
+    }, delayMs);
+    timer.unref();
+    this.timers.set(c.checkId, { timer, key });
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const t of this.timers.values()) clearTimeout(t.timer);
+    this.timers.clear();
+    void this.agent.close().catch(() => {});
+  }
+}
+
+export async function runHttpCheck(c: CheckState, dispatcher: Agent): Promise<CheckResult> {
+  const timeoutMs = c.timeoutMs ?? 10_000;
+  const headers: Record<string, string> = { 'user-agent': 'Concord Health Check', accept: 'text/plain, text/*, */*' };
+  if (c.definition.Header) {
+    const h = JSON.parse(c.definition.Header) as Record<string, string[]>;
+    for (const [k, v] of Object.entries(h)) headers[k.toLowerCase()] = v.join(', ');
+  }
+  try {
+    const res = await request(c.http as string, {
+      method: (c.definition.Method ?? 'GET') as 'GET',
+      headers,
+      dispatcher,
+      signal: AbortSignal.timeout(timeoutMs),
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    });
+    let body = '';
+    for await (const chunk of res.body) {
+      if (body.length < OUTPUT_MAX_BYTES) body += chunk.toString();
+    }
+    const status = statusForCode(res.statusCode);
+    return { status, output: `HTTP ${c.definition.Method ?? 'GET'} ${c.http}: ${res.statusCode} Output: ${body.slice(0, OUTPUT_MAX_BYTES)}` };
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    const reason = e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' ? `timed out after ${timeoutMs}ms` : (e.code ?? e.message);
+    return { status: 'critical', output: `HTTP ${c.definition.Method ?? 'GET'} ${c.http}: ${reason}` };
+  }
+}

@@ -1,0 +1,246 @@
+/**
+ * The supervisor: starts the control plane, then every process of a topology on free ports;
+ * restarts crashed processes with bounded exponential backoff; reports ready once every
+ * instance is registered and passing; stops everything in reverse order within a bound.
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { backoffDelayMs } from '@concord/core';
+import { appEntry } from '../paths.js';
+import { type ProcessSpec, type Topology, processesOf } from './topology.js';
+
+export interface SupervisorOptions {
+  topology: Topology;
+  dataDir: string;
+  controlPort: number;
+  gatewayPort: number;
+  /** Environment passed to every process (on top of which the supervisor sets its own). */
+  env: NodeJS.ProcessEnv;
+  /** Receives every output line, already prefixed. */
+  output: (source: string, line: string) => void;
+  readyTimeoutMs?: number;
+  /** Grace period for a stop before SIGKILL. */
+  stopTimeoutMs?: number;
+  /** Runs before a crashed process is started again (tests use it to change the world). */
+  beforeRestart?: (spec: ProcessSpec) => void;
+}
+
+export interface ChildInfo {
+  spec: ProcessSpec;
+  proc: ChildProcess | null;
+  pid: number | null;
+  port: number | null;
+  url: string | null;
+  restarts: number;
+  startedAtMs: number;
+  lastExit: { code: number | null; signal: NodeJS.Signals | null } | null;
+  state: 'starting' | 'running' | 'backoff' | 'stopped';
+}
+
+export interface ReadyInfo {
+  controlUrl: string;
+  gatewayUrl: string | null;
+}
+
+const RESTART_BACKOFF = { baseMs: 100, capMs: 10_000 };
+/** A process that ran this long before crashing restarts with the base delay again. */
+const STABLE_AFTER_MS = 10_000;
+
+export const CONTROL_PLANE: ProcessSpec = { service: 'control-plane', app: 'control-plane', instanceId: 'control-plane-1', version: 'v1', env: {} };
+
+export class Supervisor {
+  readonly children = new Map<string, ChildInfo>();
+  private stopping = false;
+  private controlPort: number;
+  private gatewayPort: number;
+  private readonly dataDir: string;
+  private readonly listeners = new Map<string, Array<(c: ChildInfo) => void>>();
+  private restartTimers = new Set<NodeJS.Timeout>();
+
+  constructor(private readonly opts: SupervisorOptions) {
+    this.controlPort = opts.controlPort;
+    this.gatewayPort = opts.gatewayPort;
+    this.dataDir = resolve(opts.dataDir);
+    mkdirSync(this.dataDir, { recursive: true });
+  }
+
+  get controlUrl(): string {
+    return `http://127.0.0.1:${this.controlPort}`;
+  }
+
+  private say(line: string): void {
+    this.opts.output('supervisor', line);
+  }
+
+  async start(): Promise<ReadyInfo> {
+    const cp = this.spawn(CONTROL_PLANE);
+    await this.waitListening(cp, 30_000);
+    this.controlPort = cp.port as number; // pinned: restarts keep the same address
+    const specs = processesOf(this.opts.topology);
+    const started = specs.map((s) => this.spawn(s));
+    await Promise.all(started.map((c) => this.waitListening(c, 60_000)));
+    const gw = started.find((c) => c.spec.service === 'gateway');
+    if (gw?.port) this.gatewayPort = gw.port;
+    await this.waitPassing([CONTROL_PLANE.instanceId, ...specs.map((s) => s.instanceId)], this.opts.readyTimeoutMs ?? 60_000);
+    return { controlUrl: this.controlUrl, gatewayUrl: gw ? `http://127.0.0.1:${this.gatewayPort}` : null };
+  }
+
+  private envFor(spec: ProcessSpec): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = {
+      ...this.opts.env,
+      ...spec.env,
+      CONCORD_DATA_DIR: this.dataDir,
+      CONCORD_INSTANCE_ID: spec.instanceId,
+      CONCORD_SERVICE_VERSION: spec.version,
+      CONCORD_CONTROL_URL: this.controlUrl,
+      CONCORD_CONTROL_PORT: String(this.controlPort),
+      CONCORD_SERVICE_PORT: '0',
+      CONCORD_GATEWAY_PORT: String(this.gatewayPort),
+    };
+    return env;
+  }
+
+  private spawn(spec: ProcessSpec): ChildInfo {
+    let info = this.children.get(spec.instanceId);
+    if (!info) {
+      info = { spec, proc: null, pid: null, port: null, url: null, restarts: 0, startedAtMs: 0, state: 'starting', lastExit: null };
+      this.children.set(spec.instanceId, info);
+    }
+    const child = info;
+    const proc = fork(appEntry(spec.app), [], {
+      env: this.envFor(spec),
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      // Own process group: a terminal's Ctrl-C reaches only the supervisor, which then stops
+      // the processes in order. A child whose supervisor vanishes exits on IPC disconnect.
+      detached: true,
+      execArgv: ['--enable-source-maps', ...(process.env.CONCORD_CHILD_NODE_OPTIONS?.split(' ').filter(Boolean) ?? [])],
+    });
+    child.proc = proc;
+    child.pid = proc.pid ?? null;
+    child.port = null;
+    child.state = 'starting';
+    child.startedAtMs = Date.now();
+    for (const stream of [proc.stdout, proc.stderr]) {
+      if (!stream) continue;
+      createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => this.opts.output(spec.instanceId, line));
+    }
+    proc.on('message', (m: { type?: string; port?: number; url?: string }) => {
+      if (m?.type === 'listening' && typeof m.port === 'number') {
+        child.port = m.port;
+        child.url = m.url ?? `http://127.0.0.1:${m.port}`;
+        child.state = 'running';
+        for (const fn of this.listeners.get(spec.instanceId) ?? []) fn(child);
+        this.listeners.delete(spec.instanceId);
+      }
+    });
+    proc.on('exit', (code, signal) => this.onExit(child, proc, code, signal));
+    proc.on('error', (err) => this.say(`${spec.instanceId}: ${err.message}`));
+    return child;
+  }
+
+  private onExit(child: ChildInfo, proc: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (child.proc !== proc) return;
+    child.proc = null;
+    child.pid = null;
+    child.lastExit = { code, signal };
+    if (this.stopping) {
+      child.state = 'stopped';
+      return;
+    }
+    const ranMs = Date.now() - child.startedAtMs;
+    if (ranMs > STABLE_AFTER_MS) child.restarts = 0;
+    child.restarts++;
+    const delay = Math.round(backoffDelayMs({ ...RESTART_BACKOFF, equalJitter: true }, child.restarts, Math.random));
+    child.state = 'backoff';
+    this.say(`${child.spec.instanceId} exited (${signal ?? `code ${code}`}) after ${ranMs} ms; restarting in ${delay} ms`);
+    const t = setTimeout(() => {
+      this.restartTimers.delete(t);
+      if (this.stopping) return;
+      this.opts.beforeRestart?.(child.spec);
+      this.spawn(child.spec);
+    }, delay);
+    this.restartTimers.add(t);
+  }
+
+  /** Resolves when the instance reports its port. */
+  waitListening(child: ChildInfo, timeoutMs: number): Promise<ChildInfo> {
+    if (child.state === 'running' && child.port) return Promise.resolve(child);
+    return new Promise((resolvePromise, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${child.spec.instanceId} did not start listening within ${timeoutMs} ms`)), timeoutMs);
+      const list = this.listeners.get(child.spec.instanceId) ?? [];
+      list.push((c) => {
+        clearTimeout(timer);
+        resolvePromise(c);
+      });
+      this.listeners.set(child.spec.instanceId, list);
+    });
+  }
+
+  /** Polls the registry until every id is registered and passing. */
+  async waitPassing(ids: string[], timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let missing = ids;
+    while (Date.now() < deadline) {
+      try {
+        const res = await fetch(`${this.controlUrl}/api/registry/instances`, { signal: AbortSignal.timeout(2000) });
+        const body = (await res.json()) as { items: Array<{ id: string; status: string }> };
+        const passing = new Set(body.items.filter((i) => i.status === 'passing').map((i) => i.id));
+        missing = ids.filter((id) => !passing.has(id));
+        if (missing.length === 0) return;
+      } catch {
+        /* control plane restarting: keep polling */
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`not passing within ${timeoutMs} ms: ${missing.join(', ')}`);
+  }
+
+  /** Sends a signal to one instance (tests and chaos). */
+  signal(instanceId: string, sig: NodeJS.Signals): number {
+    const c = this.children.get(instanceId);
+    if (!c?.proc || c.pid === null) throw new Error(`${instanceId} is not running`);
+    process.kill(c.pid, sig);
+    return c.pid;
+  }
+
+  /** Resolves when the instance has been restarted and reports listening again. */
+  async waitRestarted(instanceId: string, oldPid: number, timeoutMs: number): Promise<ChildInfo> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const c = this.children.get(instanceId);
+      if (c && c.pid !== null && c.pid !== oldPid && c.state === 'running') return c;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(`${instanceId} was not restarted within ${timeoutMs} ms`);
+  }
+
+  /** Stops everything in reverse start order: services first, the control plane last. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    for (const t of this.restartTimers) clearTimeout(t);
+    const total = this.opts.stopTimeoutMs ?? 9000;
+    const services = [...this.children.values()].filter((c) => c.spec.service !== 'control-plane').reverse();
+    const cp = [...this.children.values()].filter((c) => c.spec.service === 'control-plane');
+    await Promise.all(services.map((c) => this.stopOne(c, Math.round(total * 0.75))));
+    await Promise.all(cp.map((c) => this.stopOne(c, Math.round(total * 0.2))));
+  }
+
+  private stopOne(c: ChildInfo, graceMs: number): Promise<void> {
+    const proc = c.proc;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+    return new Promise((done) => {
+      const timer = setTimeout(() => {
+        this.say(`${c.spec.instanceId} did not stop within ${graceMs} ms; killing it`);
+        proc.kill('SIGKILL');
+      }, graceMs);
+      proc.once('exit', () => {
+        clearTimeout(timer);
+        done();
+      });
+      proc.kill('SIGTERM');
+    });
+  }
+}

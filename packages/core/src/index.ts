@@ -1,0 +1,4 @@
+export * from './duration.js';
+export * from './backoff.js';
+export * from './balancer.js';
+export * from './assert.js';

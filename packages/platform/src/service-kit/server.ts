@@ -145,6 +145,12 @@ export function buildApp(opts: { log: Logger; servedBy: string; bodyLimitBytes: 
     reply.header('x-served-by', opts.servedBy);
     done();
   });
+  // While draining, every answer closes its connection, so keep-alive clients let go and
+  // the server can finish as soon as in-flight requests do.
+  app.addHook('onSend', (_req, reply, _payload, done) => {
+    if (state.draining) reply.header('connection', 'close');
+    done();
+  });
 
   app.setNotFoundHandler((req, reply) => {
     const path = (req.raw.url ?? '/').split('?')[0] ?? '/';

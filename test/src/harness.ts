@@ -98,3 +98,41 @@ export async function instances(controlUrl: string): Promise<Array<{ id: string;
   const r = await http<{ items: Array<{ id: string; service: string; status: string; port: number; version: string }> }>(`${controlUrl}/api/registry/instances`);
   return r.body.items;
 }
+
+/** The origin of a passing instance of a service (tests that talk to a service directly). */
+export async function serviceUrl(controlUrl: string, service: string): Promise<string> {
+  const found = await pollUntil(`a passing ${service}`, async () => (await instances(controlUrl)).find((i) => i.service === service && i.status === 'passing'), 10_000);
+  return `http://127.0.0.1:${found.port}`;
+}
+
+export const TEST_ADMIN = { email: 'admin@concord.test', password: 'admin-password-for-tests' };
+/** Environment every system test passes so the seeded admin is known. */
+export const ADMIN_ENV = { CONCORD_ADMIN_EMAIL: TEST_ADMIN.email, CONCORD_ADMIN_PASSWORD: TEST_ADMIN.password };
+
+export interface TestUser {
+  id: string;
+  email: string;
+  token: string;
+  auth: { authorization: string };
+}
+
+let userCounter = 0;
+
+/** Registers a fresh user through `baseUrl` (the gateway, or the user service) and logs in. */
+export async function newUser(baseUrl: string, prefix = 'user'): Promise<TestUser> {
+  const email = `${prefix}-${process.pid}-${Date.now()}-${++userCounter}@example.test`;
+  const password = 'correct horse battery staple';
+  const reg = await http(`${baseUrl}/api/auth/register`, { method: 'POST', json: { email, password, name: `Test ${prefix}` } });
+  if (reg.status !== 201) throw new Error(`register answered ${reg.status}: ${reg.text}`);
+  return { id: reg.body.id, email, ...(await login(baseUrl, email, password)) };
+}
+
+export async function login(baseUrl: string, email: string, password: string): Promise<{ token: string; auth: { authorization: string } }> {
+  const r = await http(`${baseUrl}/api/auth/login`, { method: 'POST', json: { email, password } });
+  if (r.status !== 200) throw new Error(`login answered ${r.status}: ${r.text}`);
+  return { token: r.body.token, auth: { authorization: `Bearer ${r.body.token}` } };
+}
+
+export async function adminLogin(baseUrl: string): Promise<{ token: string; auth: { authorization: string } }> {
+  return login(baseUrl, TEST_ADMIN.email, TEST_ADMIN.password);
+}

@@ -8,7 +8,9 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import FindMyWay from 'find-my-way';
+import { MeshClient } from '../mesh/client.js';
 import { RegistryClient, type Registration } from '../registry-client/client.js';
+import { Faults } from './faults.js';
 import {
   type ConfigOf,
   type Schema,
@@ -43,6 +45,7 @@ export const kitSchema = {
   shutdownTimeoutMs: durationVar('CONCORD_SHUTDOWN_TIMEOUT', 8000, 0, 600_000),
   bodyLimitBytes: intVar('CONCORD_BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),
   register: boolVar('CONCORD_REGISTER', true),
+  testFaults: boolVar('CONCORD_TEST_FAULTS', false),
 };
 export type KitConfig = ConfigOf<typeof kitSchema>;
 
@@ -58,6 +61,10 @@ export interface ServiceContext<C> {
   readonly app: FastifyInstance;
   /** Null when registration is turned off (the control plane itself, unit tests). */
   readonly registry: RegistryClient | null;
+  /** Every call to another service goes through this (throws when there is no registry). */
+  readonly mesh: MeshClient;
+  /** Test-only crash points (see faults.ts). */
+  readonly faults: Faults;
   /** Where this instance keeps its files: `<data dir>/<service>`. */
   readonly dataDir: string;
   /** Runs at shutdown after in-flight requests finish, in reverse order of registration. */
@@ -248,6 +255,9 @@ export async function startService<S extends Schema>(def: ServiceDefinition<S>, 
   mkdirSync(dataDir, { recursive: true });
   const closers: Array<() => Promise<void> | void> = [];
   const registry = kit.register && def.register !== false ? new RegistryClient({ controlUrl: controlUrlOf(kit), log }) : null;
+  let mesh: MeshClient | null = null;
+  const faults = new Faults(kit.testFaults, log);
+  faults.routes(app);
   const ctx: ServiceContext<ConfigOf<S>> = {
     name: def.name,
     version: kit.version,
@@ -258,6 +268,15 @@ export async function startService<S extends Schema>(def: ServiceDefinition<S>, 
     log,
     app,
     registry,
+    get mesh(): MeshClient {
+      if (!registry) throw new Error(`${def.name} has no registry, so it cannot call other services`);
+      if (!mesh) {
+        mesh = new MeshClient({ registry, log, source: servedBy });
+        closers.unshift(() => mesh?.close());
+      }
+      return mesh;
+    },
+    faults,
     dataDir,
     meta: {},
     onClose: (fn) => closers.push(fn),

@@ -2,3 +2,4 @@ export * from './duration.js';
 export * from './backoff.js';
 export * from './balancer.js';
 export * from './assert.js';
+export * as saga from './saga/machine.js';

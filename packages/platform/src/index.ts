@@ -11,3 +11,7 @@ export * from './auth/guard.js';
 export * from './outbox/outbox.js';
 export * from './store/service-store.js';
 export * from './service-kit/faults.js';
+export * from './store/keyed.js';
+export * from './saga/runtime.js';
+export * from './saga/schema.js';
+export * from './idempotency/keys.js';

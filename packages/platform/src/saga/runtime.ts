@@ -1,0 +1,516 @@
+/**
+ * The saga runtime: persists and drives sagas whose decisions come from the pure machine in
+ * core/saga. The saga row is created in the caller's transaction (with the business change that
+ * starts it), updated before every step (so a crash counts the attempt) and after it (with
+ * the result, and — for local steps — in the same transaction as the step's own writes).
+ *
+ * Every instance of a service runs sagas; ownership is a lease on the row. A restarted instance
+ * (same instance id) resumes its sagas at once; sagas of an instance that does not come back
+ * are taken over when their lease expires.
+ */
+import { saga as machine } from '@concord/core';
+import type { Kysely } from 'kysely';
+import { type CallOptions, type MeshClient, isTransientStatus } from '../mesh/client.js';
+import type { Faults } from '../service-kit/faults.js';
+import type { Logger } from '../service-kit/logger.js';
+import type { Store } from '../store/store.js';
+import type { SagaTables } from './schema.js';
+
+type SagaState = machine.SagaState;
+type Outcome = machine.Outcome;
+
+/** A participant's refusal (no stock, no funds): not retried; the saga turns around. */
+export class BusinessError extends Error {
+  override name = 'BusinessError';
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface StepContext<D> {
+  sagaId: string;
+  /** Deterministic per saga, step and phase: send it as the participant's idempotency key. */
+  key: string;
+  attempt: number;
+  data: D;
+  failure: machine.SagaFailure | null;
+  signal: AbortSignal;
+}
+
+export interface StepHandlers<D> {
+  kind: machine.StepKind;
+  /** Work outside this database (a call to another service). */
+  run?(ctx: StepContext<D>): Promise<Partial<D> | undefined | void>;
+  /** Work in this database, committed together with the saga's progress. */
+  local?(trx: Kysely<any>, ctx: StepContext<D>): Promise<Partial<D> | undefined | void>;
+  undo?(ctx: StepContext<D>): Promise<void>;
+  undoLocal?(trx: Kysely<any>, ctx: StepContext<D>): Promise<void>;
+  timeoutMs?: number;
+}
+
+export interface SagaType<D> {
+  type: string;
+  steps: Array<{ name: string } & StepHandlers<D>>;
+  retry: machine.RetryPolicy;
+}
+
+export interface SagaSummary {
+  id: string;
+  type: string;
+  status: machine.SagaStatus;
+  step: string;
+  attempts: number;
+  error: string | null;
+  failure: machine.SagaFailure | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface SagaEvent {
+  step: string;
+  phase: string;
+  event: string;
+  attempt: number;
+  detail: string | null;
+  at: string;
+}
+
+export interface RuntimeOptions {
+  store: Store<any>;
+  log: Logger;
+  /** This instance's id: the lease owner. */
+  owner: string;
+  faults?: Faults;
+  random?: () => number;
+  now?: () => number;
+  leaseMs?: number;
+  recoverEveryMs?: number;
+  maxActive?: number;
+  defaultStepTimeoutMs?: number;
+  /** Called after a saga reaches a terminal (or operator) state in this process. */
+  onSettled?: (summary: { id: string; type: string; status: machine.SagaStatus }) => void;
+}
+
+const ACTIVE = ['RUNNING', 'COMPENSATING'] as const;
+const MAX_DETAIL_CHARS = 2000;
+
+class LostOwnership extends Error {}
+
+interface Registered {
+  type: SagaType<any>;
+  def: machine.SagaDef;
+}
+
+export class SagaRuntime {
+  private readonly types = new Map<string, Registered>();
+  private readonly active = new Map<string, Promise<void>>();
+  private readonly waiters = new Map<string, Set<() => void>>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly sleeping = new Set<{ timer: NodeJS.Timeout; wake: () => void }>();
+  private closing = false;
+  private readonly leaseMs: number;
+
+  constructor(private readonly opts: RuntimeOptions) {
+    this.leaseMs = opts.leaseMs ?? 30_000;
+  }
+
+  private get db(): Kysely<SagaTables> {
+    return this.opts.store.db as Kysely<SagaTables>;
+  }
+  private now(): number {
+    return this.opts.now ? this.opts.now() : Date.now();
+  }
+  private iso(): string {
+    return new Date(this.now()).toISOString();
+  }
+
+  register<D>(type: SagaType<D>): void {
+    const def: machine.SagaDef = {
+      type: type.type,
+      steps: type.steps.map((s) => ({ name: s.name, kind: s.kind, compensable: Boolean(s.undo || s.undoLocal) })),
+      retry: type.retry,
+    };
+    machine.validateDef(def);
+    for (const s of type.steps) {
+      if (Boolean(s.run) === Boolean(s.local)) throw new Error(`saga ${type.type} step ${s.name}: give exactly one of run or local`);
+    }
+    this.types.set(type.type, { type, def });
+  }
+
+  /** Creates a saga inside the caller's transaction. Call `start(id)` after the commit. */
+  async create(trx: Kysely<any>, type: string, id: string, data: unknown): Promise<void> {
+    if (!this.types.has(type)) throw new Error(`unknown saga type ${type}`);
+    const s = machine.initialState();
+    const now = this.iso();
+    await (trx as Kysely<SagaTables>)
+      .insertInto('sagas')
+      .values({
+        id,
+        type,
+        status: s.status,
+        step: s.step,
+        attempts: 0,
+        failure: null,
+        last_error: null,
+        resume: null,
+        data: JSON.stringify(data),
+        owner: this.opts.owner,
+        lease_until_ms: this.now() + this.leaseMs,
+        created_at: now,
+        updated_at: now,
+      })
+      .execute();
+    await (trx as Kysely<SagaTables>).insertInto('saga_events').values({ saga_id: id, step: '', phase: 'forward', event: 'created', attempt: 0, detail: null, at: now }).execute();
+  }
+
+  /** Drives a saga owned by this instance (no-op if it is already running here). */
+  start(id: string): void {
+    if (this.closing || this.active.has(id)) return;
+    const p = this.drive(id)
+      .catch((err) => {
+        if (!(err instanceof LostOwnership)) this.opts.log.error({ err, sagaId: id }, 'saga driver failed; the lease will hand it to a recovery pass');
+      })
+      .finally(() => {
+        this.active.delete(id);
+        this.wake(id);
+      });
+    this.active.set(id, p);
+  }
+
+  /** Resolves true when the saga settled in this process within `ms`. */
+  waitFor(id: string, ms: number): Promise<boolean> {
+    if (!this.active.has(id)) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      let set = this.waiters.get(id);
+      if (!set) {
+        set = new Set();
+        this.waiters.set(id, set);
+      }
+      const s = set;
+      const done = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        s.delete(done);
+        resolve(false);
+      }, ms);
+      s.add(done);
+    });
+  }
+
+  private wake(id: string): void {
+    const set = this.waiters.get(id);
+    if (!set) return;
+    this.waiters.delete(id);
+    for (const w of set) w();
+  }
+
+  /** Starts lease renewal and the recovery loop (which also resumes this instance's own sagas at once). */
+  startBackground(): void {
+    const renew = setInterval(() => void this.renewLeases(), Math.max(100, Math.floor(this.leaseMs / 3)));
+    const recover = setInterval(() => void this.recover(), this.opts.recoverEveryMs ?? 1000);
+    renew.unref();
+    recover.unref();
+    this.timers.push(renew, recover);
+    void this.recover();
+  }
+
+  private async renewLeases(): Promise<void> {
+    try {
+      await this.db
+        .updateTable('sagas')
+        .set({ lease_until_ms: this.now() + this.leaseMs })
+        .where('owner', '=', this.opts.owner)
+        .where('status', 'in', ACTIVE)
+        .execute();
+    } catch (err) {
+      this.opts.log.warn({ err }, 'saga lease renewal failed');
+    }
+  }
+
+  /** Claims unfinished sagas: this instance's own, and any whose lease expired. */
+  async recover(): Promise<number> {
+    if (this.closing) return 0;
+    const max = this.opts.maxActive ?? 5000;
+    if (this.active.size >= max) return 0;
+    let claimed = 0;
+    try {
+      const now = this.now();
+      const rows = await this.db
+        .selectFrom('sagas')
+        .select(['id'])
+        .where('status', 'in', ACTIVE)
+        .where((eb) => eb.or([eb('lease_until_ms', '<', now), eb('owner', '=', this.opts.owner)]))
+        .orderBy('updated_at')
+        .limit(Math.min(200, max - this.active.size))
+        .execute();
+      for (const { id } of rows) {
+        if (this.active.has(id)) continue;
+        const r = await this.db
+          .updateTable('sagas')
+          .set({ owner: this.opts.owner, lease_until_ms: now + this.leaseMs })
+          .where('id', '=', id)
+          .where('status', 'in', ACTIVE)
+          .where((eb) => eb.or([eb('lease_until_ms', '<', now), eb('owner', '=', this.opts.owner)]))
+          .executeTakeFirst();
+        if (Number(r.numUpdatedRows) === 1 && !this.active.has(id)) {
+          claimed++;
+          this.start(id);
+        }
+      }
+      if (claimed > 0) this.opts.log.info({ claimed }, 'resumed unfinished sagas');
+    } catch (err) {
+      this.opts.log.warn({ err }, 'saga recovery pass failed');
+    }
+    return claimed;
+  }
+
+  private async drive(id: string): Promise<void> {
+    const row = await this.db.selectFrom('sagas').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row) throw new Error(`saga ${id} not found`);
+    const reg = this.types.get(row.type);
+    if (!reg) throw new Error(`saga ${id} has unknown type ${row.type}`);
+    let state = toState(row);
+    let data = JSON.parse(row.data) as Record<string, unknown>;
+    const random = this.opts.random ?? Math.random;
+
+    for (;;) {
+      const cmd = machine.next(reg.def, id, state);
+      if (cmd.type !== 'execute') {
+        this.opts.onSettled?.({ id, type: row.type, status: state.status });
+        return;
+      }
+      if (this.closing) return;
+      const handlers = reg.type.steps[cmd.step]!;
+      const compensating = cmd.phase === 'compensate';
+      const point = `${compensating ? 'undo:' : ''}${cmd.name}`;
+      state = machine.begin(state);
+      await this.persist(this.db, id, state, data, { step: cmd.name, phase: cmd.phase, event: 'started', attempt: cmd.attempt, detail: null });
+      this.opts.faults?.point(`before:${point}`);
+
+      const ctx: StepContext<any> = {
+        sagaId: id,
+        key: cmd.key,
+        attempt: cmd.attempt,
+        data,
+        failure: state.failure,
+        signal: AbortSignal.timeout(handlers.timeoutMs ?? this.opts.defaultStepTimeoutMs ?? 5000),
+      };
+      const isLocal = compensating ? Boolean(handlers.undoLocal) : Boolean(handlers.local);
+      let transition: machine.Transition | null = null;
+      let outcome: Outcome;
+      if (isLocal) {
+        try {
+          await this.opts.store.tx(async (trx) => {
+            const patch = compensating ? await handlers.undoLocal!(trx, ctx) : await handlers.local!(trx, ctx);
+            const nextData = patch ? { ...data, ...patch } : data;
+            const t = machine.apply(reg.def, state, { type: 'ok' }, random);
+            await this.persist(trx as Kysely<SagaTables>, id, t.state, nextData, { step: cmd.name, phase: cmd.phase, event: 'succeeded', attempt: cmd.attempt, detail: null });
+            transition = t;
+            data = nextData;
+          });
+          outcome = { type: 'ok' };
+        } catch (err) {
+          if (err instanceof LostOwnership) throw err;
+          transition = null;
+          outcome = toOutcome(err);
+        }
+      } else {
+        try {
+          const patch = await withTimeout(compensating ? handlers.undo!(ctx) : handlers.run!(ctx), ctx.signal, cmd.name);
+          if (patch) data = { ...data, ...patch };
+          outcome = { type: 'ok' };
+        } catch (err) {
+          outcome = toOutcome(err);
+        }
+      }
+      this.opts.faults?.point(`after:${point}`);
+
+      if (!transition) {
+        const t = machine.apply(reg.def, state, outcome, random);
+        const event = outcome.type === 'ok' ? 'succeeded' : outcome.type === 'business' ? 'refused' : 'failed';
+        await this.persist(this.db, id, t.state, data, { step: cmd.name, phase: cmd.phase, event, attempt: cmd.attempt, detail: outcome.type === 'ok' ? null : outcome.error });
+        transition = t;
+        if (outcome.type !== 'ok') this.opts.log.debug({ sagaId: id, step: cmd.name, phase: cmd.phase, outcome }, 'saga step did not succeed');
+      }
+      const t: machine.Transition = transition;
+      if (t.state.status === 'NEEDS_ATTENTION') this.opts.log.warn({ sagaId: id, type: row.type, step: cmd.name, error: t.state.lastError }, 'saga needs attention');
+      state = t.state;
+      if (t.delayMs > 0) await this.sleep(t.delayMs);
+    }
+  }
+
+  private async persist(
+    db: Kysely<SagaTables>,
+    id: string,
+    s: SagaState,
+    data: unknown,
+    event: Omit<SagaTables['saga_events'], 'saga_id' | 'at' | 'id'>,
+  ): Promise<void> {
+    const at = this.iso();
+    const r = await db
+      .updateTable('sagas')
+      .set({
+        status: s.status,
+        step: s.step,
+        attempts: s.attempts,
+        failure: s.failure ? JSON.stringify(s.failure) : null,
+        last_error: s.lastError ? s.lastError.slice(0, MAX_DETAIL_CHARS) : null,
+        resume: s.resume,
+        data: JSON.stringify(data),
+        lease_until_ms: this.now() + this.leaseMs,
+        updated_at: at,
+      })
+      .where('id', '=', id)
+      .where('owner', '=', this.opts.owner)
+      .executeTakeFirst();
+    if (Number(r.numUpdatedRows) !== 1) throw new LostOwnership(`saga ${id} is owned by another instance now`);
+    await db
+      .insertInto('saga_events')
+      .values({ saga_id: id, ...event, detail: event.detail ? event.detail.slice(0, MAX_DETAIL_CHARS) : null, at })
+      .execute();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const entry = {
+        timer: setTimeout(() => {
+          this.sleeping.delete(entry);
+          resolve();
+        }, ms),
+        wake: () => resolve(),
+      };
+      this.sleeping.add(entry);
+    });
+  }
+
+  /** An operator's retry of a NEEDS_ATTENTION saga. Returns false when it is not in that state. */
+  async retry(id: string): Promise<boolean> {
+    const now = this.now();
+    const ok = await this.opts.store.tx(async (trx) => {
+      const t = trx as Kysely<SagaTables>;
+      const row = await t.selectFrom('sagas').selectAll().where('id', '=', id).executeTakeFirst();
+      if (!row || row.status !== 'NEEDS_ATTENTION') return false;
+      const s = machine.retry(toState(row));
+      await t
+        .updateTable('sagas')
+        .set({ status: s.status, attempts: 0, resume: null, owner: this.opts.owner, lease_until_ms: now + this.leaseMs, updated_at: this.iso() })
+        .where('id', '=', id)
+        .execute();
+      await t.insertInto('saga_events').values({ saga_id: id, step: '', phase: '', event: 'operator-retry', attempt: 0, detail: null, at: this.iso() }).execute();
+      return true;
+    });
+    if (ok) this.start(id);
+    return ok;
+  }
+
+  async list(opts: { status?: string; type?: string; limit?: number } = {}): Promise<SagaSummary[]> {
+    let q = this.db.selectFrom('sagas').selectAll().orderBy('updated_at', 'desc').limit(opts.limit ?? 100);
+    if (opts.status) q = q.where('status', '=', opts.status);
+    if (opts.type) q = q.where('type', '=', opts.type);
+    return (await q.execute()).map((r) => this.summary(r));
+  }
+
+  async get(id: string): Promise<(SagaSummary & { data: unknown; events: SagaEvent[] }) | null> {
+    const row = await this.db.selectFrom('sagas').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row) return null;
+    const events = await this.db.selectFrom('saga_events').select(['step', 'phase', 'event', 'attempt', 'detail', 'at']).where('saga_id', '=', id).orderBy('id').limit(1000).execute();
+    return { ...this.summary(row), data: JSON.parse(row.data), events };
+  }
+
+  async counts(): Promise<Record<string, number>> {
+    const rows = await this.db.selectFrom('sagas').select(['status', (eb) => eb.fn.countAll<number>().as('n')]).groupBy('status').execute();
+    return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
+  }
+
+  private summary(r: SagaTables['sagas']): SagaSummary {
+    const reg = this.types.get(r.type);
+    return {
+      id: r.id,
+      type: r.type,
+      status: r.status as machine.SagaStatus,
+      step: reg?.def.steps[r.step]?.name ?? String(r.step),
+      attempts: r.attempts,
+      error: r.last_error,
+      failure: r.failure ? (JSON.parse(r.failure) as machine.SagaFailure) : null,
+      createdAt: r.created_at,
+      updatedAt: r.updated_at,
+    };
+  }
+
+  get activeCount(): number {
+    return this.active.size;
+  }
+
+  /**
+   * Stops taking new steps, lets in-flight steps finish (up to `graceMs`), then gives up the
+   * leases so another instance can continue at once.
+   */
+  async close(graceMs = 5000): Promise<void> {
+    this.closing = true;
+    for (const t of this.timers) clearInterval(t);
+    for (const s of this.sleeping) {
+      clearTimeout(s.timer);
+      s.wake();
+    }
+    await Promise.race([Promise.allSettled([...this.active.values()]), new Promise((r) => setTimeout(r, graceMs).unref())]);
+    try {
+      await this.db.updateTable('sagas').set({ lease_until_ms: 0 }).where('owner', '=', this.opts.owner).where('status', 'in', ACTIVE).execute();
+    } catch (err) {
+      this.opts.log.warn({ err }, 'could not release saga leases');
+    }
+  }
+}
+
+function toState(r: SagaTables['sagas']): SagaState {
+  return {
+    status: r.status as machine.SagaStatus,
+    step: r.step,
+    attempts: r.attempts,
+    failure: r.failure ? (JSON.parse(r.failure) as machine.SagaFailure) : null,
+    lastError: r.last_error,
+    resume: r.resume as SagaState['resume'],
+  };
+}
+
+function toOutcome(err: unknown): Outcome {
+  if (err instanceof BusinessError) return { type: 'business', error: `${err.reason}: ${err.message}` };
+  return { type: 'transient', error: err instanceof Error ? err.message : String(err) };
+}
+
+async function withTimeout<T>(p: Promise<T>, signal: AbortSignal, step: string): Promise<T> {
+  p.catch(() => {}); // a step that fails after its timeout must not become an unhandled rejection
+  if (signal.aborted) throw new Error(`step ${step} timed out`);
+  let onAbort: () => void = () => {};
+  const timeout = new Promise<never>((_, reject) => {
+    onAbort = () => reject(new Error(`step ${step} timed out`));
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/**
+ * A saga step's call to another service: 2xx returns the body; a 4xx refusal becomes a
+ * BusinessError carrying the problem's slug; 5xx, 408, 429 and no answer at all are transient.
+ */
+export async function stepCall<T = unknown>(
+  mesh: { request: MeshClient['request'] },
+  service: string,
+  call: CallOptions,
+): Promise<T> {
+  const r = await mesh.request<T>(service, call);
+  if (r.status >= 200 && r.status < 300) return r.body;
+  const problem = (typeof r.body === 'object' && r.body !== null ? r.body : {}) as { type?: string; detail?: string };
+  const detail = `${service} answered ${r.status}${problem.detail ? `: ${problem.detail}` : ''}`;
+  if (isTransientStatus(r.status)) throw new Error(detail);
+  const slug = typeof problem.type === 'string' ? (problem.type.split('/').pop() ?? 'refused') : 'refused';
+  throw new BusinessError(slug, detail);
+}

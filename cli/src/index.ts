@@ -3,3 +3,5 @@ export * from './supervisor/topology.js';
 export * from './supervisor/logs.js';
 export * from './status.js';
 export * from './paths.js';
+export * from './audit/audit.js';
+export * from './audit/checks.js';

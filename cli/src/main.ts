@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** The `concord` command. */
 import { ConfigError } from '@concord/platform';
+import { auditCommand } from './audit-command.js';
 import { status } from './status.js';
 import { TopologyError } from './supervisor/topology.js';
 import { up } from './up.js';
@@ -9,6 +10,7 @@ const USAGE = `usage: concord <command>
 
   up        start the whole system in the foreground (npm start)
   status    a table of instances: service, version, address, health, uptime, memory [--json]
+  audit     check the system's invariants through the admin API (npm run audit)
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -18,6 +20,8 @@ async function main(argv: string[]): Promise<number> {
       return up();
     case 'status':
       return status(rest);
+    case 'audit':
+      return auditCommand(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -91,3 +91,22 @@ test('aggregate status: critical beats warning beats passing', () => {
   assert.equal(Catalog.aggregate([mk('warning'), mk('critical')]), 'critical');
   assert.equal(Catalog.aggregate([]), 'passing');
 });
+
+test('timeouts count towards FailuresBeforeCritical; a refusal is critical at once', () => {
+  const c = new Catalog();
+  const s = spec('a');
+  s.checks[0]!.failuresBeforeCritical = 3;
+  c.register(s, 0);
+  c.updateCheck('service:a', 'passing', 'ok', 1);
+  assert.deepEqual(c.updateCheck('service:a', 'critical', 'timed out', 2, true), []);
+  assert.deepEqual(c.updateCheck('service:a', 'critical', 'timed out', 3, true), []);
+  assert.equal(c.getCheck('service:a')!.status, 'passing', 'a busy instance stays in rotation');
+  assert.deepEqual(c.updateCheck('service:a', 'critical', 'timed out', 4, true), ['web']);
+  assert.equal(c.getCheck('service:a')!.status, 'critical');
+  c.updateCheck('service:a', 'passing', 'ok', 5);
+  c.updateCheck('service:a', 'critical', 'timed out', 6, true);
+  c.updateCheck('service:a', 'passing', 'ok', 7);
+  c.updateCheck('service:a', 'critical', 'timed out', 8, true);
+  assert.equal(c.getCheck('service:a')!.status, 'passing', 'a success resets the count');
+  assert.deepEqual(c.updateCheck('service:a', 'critical', 'ECONNREFUSED', 9), ['web']);
+});

@@ -47,7 +47,15 @@ const SagaQuery = Type.Object(
   { additionalProperties: false },
 );
 
-type Config = { defaultWaitS: number; idempotencyRetentionMs: number; sagaLeaseMs: number };
+type Config = {
+  defaultWaitS: number;
+  idempotencyRetentionMs: number;
+  sagaLeaseMs: number;
+  sagaStepTimeoutMs: number;
+  sagaBackoffCapMs: number;
+  sagaMaxAttempts: number;
+  sagaMaxCompensationAttempts: number;
+};
 
 export async function orderRoutes(ctx: ServiceContext<Config>): Promise<void> {
   const { app, config, mesh } = ctx;
@@ -57,8 +65,12 @@ export async function orderRoutes(ctx: ServiceContext<Config>): Promise<void> {
   const prices = new PriceCache(mesh);
   const relay = new OutboxRelay({ store, mesh, log: ctx.log });
   const sagas = new SagaRuntime({ store, log: ctx.log, owner: ctx.instanceId, faults: ctx.faults, leaseMs: config.sagaLeaseMs });
-  sagas.register(placeOrderSaga(mesh));
-  sagas.register(cancelOrderSaga(mesh));
+  const tuning = {
+    stepTimeoutMs: config.sagaStepTimeoutMs,
+    retry: { baseMs: Math.min(50, config.sagaBackoffCapMs), capMs: config.sagaBackoffCapMs, maxAttempts: config.sagaMaxAttempts, maxCompensationAttempts: config.sagaMaxCompensationAttempts },
+  };
+  sagas.register(placeOrderSaga(mesh, tuning));
+  sagas.register(cancelOrderSaga(mesh, tuning));
   ctx.onClose(() => relay.close());
   ctx.onClose(() => sagas.close());
   const sweeper = setInterval(() => void sweepKeys(db, config.idempotencyRetentionMs, Date.now()).catch((err) => ctx.log.warn({ err }, 'idempotency sweep failed')), 3_600_000);
@@ -212,6 +224,8 @@ export async function orderRoutes(ctx: ServiceContext<Config>): Promise<void> {
     if (!found || (me.role !== 'admin' && found.userId !== me.userId)) throw new HttpError(404, 'not-found', 'no such order');
     const fingerprint = requestFingerprint('POST', `/api/orders/${orderId}/cancel`, null);
     const sagaId = `cancel-${orderId}`;
+    // Read before the transaction (a saga never leaves COMPLETED, so the answer cannot go stale).
+    const placing = found.status === 'CONFIRMED' ? await sagas.get(orderId) : null;
     const outcome = await store.tx(async (trx) => {
       const t = trx as Kysely<OrderDb>;
       const c = await claimKey(trx, { userId: me.userId, key, fingerprint, resourceId: orderId, lockMs: (waitS + 10) * 1000, nowMs: Date.now() });
@@ -221,7 +235,6 @@ export async function orderRoutes(ctx: ServiceContext<Config>): Promise<void> {
       if (row.status === 'PENDING') {
         throw new HttpError(409, 'order-pending', 'the order is still being processed; cancel it once it is CONFIRMED', {}, { 'retry-after': '1' });
       }
-      const placing = await sagas.get(orderId);
       if (placing && placing.status !== 'COMPLETED') {
         throw new HttpError(409, 'order-settling', `the order's saga is ${placing.status}; cancel it once it has completed`, {}, { 'retry-after': '1' });
       }

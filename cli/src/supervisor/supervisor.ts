@@ -205,6 +205,14 @@ export class Supervisor {
     return c.pid;
   }
 
+  /** Pauses (SIGSTOP) or resumes (SIGCONT) an instance: a hung process, for tests and chaos. */
+  pause(instanceId: string): void {
+    this.signal(instanceId, 'SIGSTOP');
+  }
+  resume(instanceId: string): void {
+    this.signal(instanceId, 'SIGCONT');
+  }
+
   /** Resolves when the instance has been restarted and reports listening again. */
   async waitRestarted(instanceId: string, oldPid: number, timeoutMs: number): Promise<ChildInfo> {
     const deadline = Date.now() + timeoutMs;
@@ -240,6 +248,8 @@ export class Supervisor {
         clearTimeout(timer);
         done();
       });
+      // A paused process cannot act on SIGTERM: resume it first.
+      proc.kill('SIGCONT');
       proc.kill('SIGTERM');
     });
   }

@@ -3,3 +3,5 @@ export * from './backoff.js';
 export * from './balancer.js';
 export * from './assert.js';
 export * as saga from './saga/machine.js';
+export * from './token-bucket.js';
+export * from './breaker.js';

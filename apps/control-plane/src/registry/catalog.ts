@@ -16,6 +16,8 @@ export interface CheckSpec {
   timeoutMs?: number;
   ttlMs?: number;
   deregisterAfterMs?: number;
+  /** Consecutive tolerable failures (timeouts) before the check turns critical (Consul's field; default 1). */
+  failuresBeforeCritical?: number;
   /** The check as registered (Consul's `Definition` fields, as strings). */
   definition: Record<string, string>;
 }
@@ -28,6 +30,8 @@ export interface CheckState extends CheckSpec {
   criticalSinceMs: number | null;
   /** When a TTL check expires (ms). */
   ttlDeadlineMs: number | null;
+  /** Tolerable failures in a row so far. */
+  consecutiveFailures: number;
   createIndex: number;
   modifyIndex: number;
 }
@@ -100,6 +104,7 @@ export class Catalog {
         notes: '',
         criticalSinceMs: status === 'critical' ? (old?.criticalSinceMs ?? nowMs) : null,
         ttlDeadlineMs: c.type === 'ttl' ? nowMs + (c.ttlMs ?? 0) : null,
+        consecutiveFailures: 0,
         createIndex: old?.createIndex ?? index,
         modifyIndex: index,
       };
@@ -143,11 +148,21 @@ export class Catalog {
     return this.checks.get(checkId)?.check;
   }
 
-  /** Sets a check's status; the index moves only when status or output change. */
-  updateCheck(checkId: string, status: CheckStatus, output: string, nowMs: number): string[] {
+  /**
+   * Sets a check's status; the index moves only when the status changes. A `tolerable` critical
+   * result (a timeout) keeps the previous status until FailuresBeforeCritical of them in a row.
+   */
+  updateCheck(checkId: string, status: CheckStatus, output: string, nowMs: number, tolerable = false): string[] {
     const entry = this.checks.get(checkId);
     if (!entry) return [];
     const { check } = entry;
+    if (status === 'critical' && tolerable) {
+      check.consecutiveFailures = (check.consecutiveFailures ?? 0) + 1;
+      if (check.consecutiveFailures < (check.failuresBeforeCritical ?? 1)) {
+        check.output = `${output.slice(0, 4000)} (${check.consecutiveFailures} of ${check.failuresBeforeCritical} before critical)`;
+        return [];
+      }
+    } else check.consecutiveFailures = 0;
     const svc = this.services.get(entry.serviceId);
     invariant(svc, `check ${checkId} has no service`);
     if (check.type === 'ttl' && check.ttlMs !== undefined) check.ttlDeadlineMs = nowMs + check.ttlMs;

@@ -5,7 +5,12 @@
 import { Agent, request } from 'undici';
 import type { CheckState, CheckStatus } from './catalog.js';
 
-export type CheckResult = { status: CheckStatus; output: string };
+/**
+ * `tolerable`: the target did not answer in time — a busy process, not a dead one. Such failures
+ * count towards the check's FailuresBeforeCritical; a refused connection or a non-2xx answer is
+ * critical at once.
+ */
+export type CheckResult = { status: CheckStatus; output: string; tolerable?: boolean };
 
 const OUTPUT_MAX_BYTES = 4096;
 
@@ -88,7 +93,8 @@ export async function runHttpCheck(c: CheckState, dispatcher: Agent): Promise<Ch
     return { status, output: `HTTP ${c.definition.Method ?? 'GET'} ${c.http}: ${res.statusCode} Output: ${body.slice(0, OUTPUT_MAX_BYTES)}` };
   } catch (err) {
     const e = err as Error & { code?: string };
-    const reason = e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' ? `timed out after ${timeoutMs}ms` : (e.code ?? e.message);
-    return { status: 'critical', output: `HTTP ${c.definition.Method ?? 'GET'} ${c.http}: ${reason}` };
+    const timedOut = e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT';
+    const reason = timedOut ? `timed out after ${timeoutMs}ms` : (e.code ?? e.message);
+    return { status: 'critical', output: `HTTP ${c.definition.Method ?? 'GET'} ${c.http}: ${reason}`, tolerable: timedOut };
   }
 }

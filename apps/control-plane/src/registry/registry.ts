@@ -19,7 +19,7 @@ export class Registry {
   private readonly listeners = new Set<(names: string[]) => void>();
 
   constructor(private readonly opts: { dataDir: string | null; log: Logger; now?: () => number; sweepMs?: number }) {
-    this.runner = new HttpCheckRunner((checkId, r) => this.setCheck(checkId, r.status, r.output));
+    this.runner = new HttpCheckRunner((checkId, r) => this.setCheck(checkId, r.status, r.output, r.tolerable));
     this.file = opts.dataDir ? new SnapshotFile(opts.dataDir, () => this.catalog.snapshot()) : null;
     const snap = this.file?.load();
     if (snap) {
@@ -72,9 +72,9 @@ export class Registry {
     return names.length > 0;
   }
 
-  setCheck(checkId: string, status: CheckStatus, output: string): boolean {
+  setCheck(checkId: string, status: CheckStatus, output: string, tolerable = false): boolean {
     if (!this.catalog.hasCheck(checkId)) return false;
-    this.changed(this.catalog.updateCheck(checkId, status, output, this.now()));
+    this.changed(this.catalog.updateCheck(checkId, status, output, this.now(), tolerable));
     return true;
   }
 

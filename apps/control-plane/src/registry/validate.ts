@@ -16,7 +16,7 @@ const DEFAULT_TIMEOUT_MS = 10_000;
 const SERVICE_KEYS = ['Name', 'ID', 'Address', 'Port', 'Tags', 'Meta', 'Check', 'Checks', 'EnableTagOverride', 'Weights'] as const;
 const CHECK_KEYS = [
   'CheckID', 'ID', 'Name', 'Notes', 'Status', 'HTTP', 'Method', 'Header', 'Interval', 'Timeout', 'TTL',
-  'DeregisterCriticalServiceAfter', 'TLSSkipVerify', 'ServiceID',
+  'DeregisterCriticalServiceAfter', 'TLSSkipVerify', 'ServiceID', 'FailuresBeforeCritical', 'SuccessBeforePassing', 'FailuresBeforeWarning',
 ] as const;
 const UNSUPPORTED = new Set(['connect', 'proxy', 'kind', 'taggedaddresses', 'socketpath', 'namespace', 'partition', 'locality']);
 
@@ -91,6 +91,13 @@ function parseCheck(raw: unknown, path: string, serviceId: string, serviceName: 
       errors.push({ path: `${path}/Header`, message: 'must map header names to arrays of strings' });
     }
   }
+  for (const k of ['FailuresBeforeCritical', 'SuccessBeforePassing', 'FailuresBeforeWarning'] as const) {
+    const v = c[k];
+    if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 100)) errors.push({ path: `${path}/${k}`, message: 'must be an integer from 0 to 100' });
+  }
+  if ((c.SuccessBeforePassing ?? 0) !== 0 || (c.FailuresBeforeWarning ?? 0) !== 0) {
+    errors.push({ path: `${path}/${c.SuccessBeforePassing ? 'SuccessBeforePassing' : 'FailuresBeforeWarning'}`, message: 'is not supported by the Concord registry (only FailuresBeforeCritical is)' });
+  }
   if (c.TLSSkipVerify !== undefined && typeof c.TLSSkipVerify !== 'boolean') errors.push({ path: `${path}/TLSSkipVerify`, message: 'must be a boolean' });
   if (http !== undefined) {
     try {
@@ -122,6 +129,7 @@ function parseCheck(raw: unknown, path: string, serviceId: string, serviceName: 
   }
   if (ttlMs !== undefined) spec.ttlMs = ttlMs;
   if (deregisterAfterMs !== undefined) spec.deregisterAfterMs = deregisterAfterMs;
+  if (typeof c.FailuresBeforeCritical === 'number' && c.FailuresBeforeCritical > 0) spec.failuresBeforeCritical = c.FailuresBeforeCritical;
   // Remember the requested initial status in the definition; the catalog applies it for new checks.
   if (status) definition.Status = status;
   if (method) definition.Method = method;

@@ -27,8 +27,10 @@ export interface CancelOrderData extends PlaceOrderData {
   by: string;
 }
 
-const RETRY = { baseMs: 50, capMs: 2000, maxAttempts: 6, maxCompensationAttempts: 30 };
-const STEP_TIMEOUT_MS = 4000;
+export interface SagaTuning {
+  retry: { baseMs: number; capMs: number; maxAttempts: number; maxCompensationAttempts: number };
+  stepTimeoutMs: number;
+}
 
 async function setStatus(trx: Kysely<any>, orderId: string, from: string, to: string, reason: string | null): Promise<void> {
   await (trx as Kysely<OrderDb>)
@@ -43,10 +45,11 @@ function event(type: string, d: PlaceOrderData) {
   return { id: `${d.orderId}:${type}`, type, orderId: d.orderId, userId: d.userId, items: d.items, total: d.total, at: new Date().toISOString() };
 }
 
-export function placeOrderSaga(mesh: MeshClient): SagaType<PlaceOrderData> {
+export function placeOrderSaga(mesh: MeshClient, tuning: SagaTuning): SagaType<PlaceOrderData> {
+  const STEP_TIMEOUT_MS = tuning.stepTimeoutMs;
   return {
     type: 'place-order',
-    retry: RETRY,
+    retry: tuning.retry,
     steps: [
       {
         name: 'create-order',
@@ -120,10 +123,11 @@ export function placeOrderSaga(mesh: MeshClient): SagaType<PlaceOrderData> {
   };
 }
 
-export function cancelOrderSaga(mesh: MeshClient): SagaType<CancelOrderData> {
+export function cancelOrderSaga(mesh: MeshClient, tuning: SagaTuning): SagaType<CancelOrderData> {
+  const STEP_TIMEOUT_MS = tuning.stepTimeoutMs;
   return {
     type: 'cancel-order',
-    retry: RETRY,
+    retry: tuning.retry,
     steps: [
       {
         name: 'refund-wallet',

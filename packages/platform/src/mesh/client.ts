@@ -12,10 +12,12 @@ export interface CallOptions {
   method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   path: string;
   headers?: Record<string, string>;
-  /** Serialized as JSON. */
+  /** Serialized as JSON, unless `raw` is set (then a Buffer sent as is). */
   body?: unknown;
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** Return the body as a Buffer and send `body` unchanged (proxying). */
+  raw?: boolean;
 }
 
 export interface CallResult<T = unknown> {
@@ -70,7 +72,7 @@ export class MeshClient {
     const tried = new Set<string>();
     let lastError: UpstreamError | null = null;
     for (let attempt = 0; attempt < MAX_CONNECT_ATTEMPTS; attempt++) {
-      const candidates = watch.instances.filter((i) => !tried.has(i.id));
+      const candidates = watch.routable.filter((i) => !tried.has(i.id));
       const instance = candidates.length > 0 ? pickFrom(candidates, watch.pick()) : undefined;
       if (!instance) break;
       tried.add(instance.id);
@@ -88,8 +90,9 @@ export class MeshClient {
 
   private async send<T>(service: string, instance: Instance, call: CallOptions, signal: AbortSignal, timeoutMs: number): Promise<CallResult<T>> {
     const headers: Record<string, string> = { ...call.headers, 'x-concord-source': this.opts.source };
-    let body: string | undefined;
-    if (call.body !== undefined) {
+    let body: string | Buffer | undefined;
+    if (call.raw) body = call.body as Buffer | undefined;
+    else if (call.body !== undefined) {
       body = JSON.stringify(call.body);
       headers['content-type'] = 'application/json';
     }
@@ -108,12 +111,14 @@ export class MeshClient {
     } catch (err) {
       throw classify(service, instance, err, timeoutMs);
     }
-    let text: string;
+    let buf: Buffer;
     try {
-      text = await readLimited(res.body, MAX_RESPONSE_BYTES);
+      buf = await readLimited(res.body, MAX_RESPONSE_BYTES);
     } catch (err) {
       throw classify(service, instance, err, timeoutMs);
     }
+    if (call.raw) return { status: res.statusCode, headers: res.headers, body: buf as T, instance };
+    const text = buf.toString('utf8');
     const ct = String(res.headers['content-type'] ?? '');
     let parsed: unknown = text;
     if (text && ct.includes('json')) {
@@ -135,7 +140,7 @@ function pickFrom(candidates: Instance[], preferred: Instance | undefined): Inst
   return preferred && candidates.includes(preferred) ? preferred : (candidates[Math.floor(Math.random() * candidates.length)] as Instance);
 }
 
-async function readLimited(body: Dispatcher.ResponseData['body'], maxBytes: number): Promise<string> {
+async function readLimited(body: Dispatcher.ResponseData['body'], maxBytes: number): Promise<Buffer> {
   let size = 0;
   const chunks: Buffer[] = [];
   for await (const chunk of body) {
@@ -146,7 +151,7 @@ async function readLimited(body: Dispatcher.ResponseData['body'], maxBytes: numb
     }
     chunks.push(chunk as Buffer);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }
 
 function classify(service: string, instance: Instance, err: unknown, timeoutMs: number): UpstreamError {

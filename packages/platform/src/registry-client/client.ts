@@ -17,6 +17,7 @@ export interface CheckDefinition {
   Timeout?: string;
   TTL?: string;
   DeregisterCriticalServiceAfter?: string;
+  FailuresBeforeCritical?: number;
 }
 
 export interface Registration {
@@ -39,7 +40,16 @@ export interface Instance {
   meta: Record<string, string>;
   /** `http://address:port` */
   origin: string;
+  /** Aggregate of the instance's checks, Consul's way. */
+  health: 'passing' | 'warning' | 'critical';
 }
+
+/**
+ * Below this share of passing instances the watch routes to every registered instance
+ * (Envoy's "panic threshold"): an overloaded fleet whose checks time out keeps serving
+ * instead of answering "no instances" — dead instances still fail fast on connect.
+ */
+export const PANIC_THRESHOLD = 0.5;
 
 interface HealthEntry {
   Service: { ID: string; Service: string; Address: string; Port: number; Tags: string[] | null; Meta: Record<string, string> | null };
@@ -51,7 +61,12 @@ type Listener = (instances: readonly Instance[]) => void;
 const WAIT_S = 30;
 
 export class ServiceWatch {
+  /** Passing instances. */
   instances: readonly Instance[] = [];
+  /** Every registered instance, whatever its health. */
+  all: readonly Instance[] = [];
+  /** What callers should balance over: passing ones, or all of them in panic mode. */
+  routable: readonly Instance[] = [];
   /** True once the first answer arrived. */
   loaded = false;
   private index = 0;
@@ -84,7 +99,7 @@ export class ServiceWatch {
   }
 
   pick(strategy: 'round-robin' | 'random' = 'round-robin'): Instance | undefined {
-    return (strategy === 'random' ? this.rnd : this.rr).pick(this.instances);
+    return (strategy === 'random' ? this.rnd : this.rr).pick(this.routable);
   }
 
   close(): void {
@@ -96,7 +111,8 @@ export class ServiceWatch {
     let failures = 0;
     while (!this.abort.signal.aborted) {
       try {
-        const q = `${this.passingOnly ? 'passing=1&' : ''}index=${this.index}&wait=${WAIT_S}s`;
+        // Always every instance: health is filtered here, so panic mode can see the whole fleet.
+        const q = `index=${this.index}&wait=${WAIT_S}s`;
         const res = await request(`${this.client.controlUrl}/v1/health/service/${encodeURIComponent(this.service)}?${q}`, {
           dispatcher: this.client.agent,
           signal: this.abort.signal,
@@ -124,7 +140,7 @@ export class ServiceWatch {
   }
 
   private update(entries: HealthEntry[]): void {
-    const next = entries.map((e) => ({
+    const all = entries.map((e) => ({
       id: e.Service.ID,
       service: e.Service.Service,
       address: e.Service.Address,
@@ -132,15 +148,26 @@ export class ServiceWatch {
       tags: e.Service.Tags ?? [],
       meta: e.Service.Meta ?? {},
       origin: `http://${e.Service.Address.includes(':') ? `[${e.Service.Address}]` : e.Service.Address}:${e.Service.Port}`,
+      health: aggregate(e.Checks),
     }));
-    next.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    this.instances = next;
+    all.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const passing = all.filter((i) => i.health === 'passing');
+    this.all = all;
+    this.instances = passing;
+    this.routable = passing.length > 0 && passing.length >= all.length * PANIC_THRESHOLD ? passing : all;
+    const next = this.passingOnly ? passing : all;
     if (!this.loaded) {
       this.loaded = true;
       this.resolveFirst();
     }
     for (const fn of this.listeners) fn(next);
   }
+}
+
+function aggregate(checks: ReadonlyArray<{ Status: string }>): Instance['health'] {
+  if (checks.some((c) => c.Status === 'critical')) return 'critical';
+  if (checks.some((c) => c.Status === 'warning')) return 'warning';
+  return 'passing';
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

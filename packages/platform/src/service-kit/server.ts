@@ -41,6 +41,7 @@ export const kitSchema = {
   logLevel: enumVar('CONCORD_LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
   checkIntervalMs: durationVar('CONCORD_CHECK_INTERVAL', 1000, 100, 600_000),
   checkTimeoutMs: durationVar('CONCORD_CHECK_TIMEOUT', 1000, 50, 600_000),
+  checkFailuresBeforeCritical: intVar('CONCORD_CHECK_FAILURES_BEFORE_CRITICAL', 3, 1, 100),
   deregisterAfterMs: durationVar('CONCORD_DEREGISTER_CRITICAL_AFTER', 60_000, 1000, 86_400_000),
   shutdownTimeoutMs: durationVar('CONCORD_SHUTDOWN_TIMEOUT', 8000, 0, 600_000),
   bodyLimitBytes: intVar('CONCORD_BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),
@@ -305,6 +306,9 @@ export async function startService<S extends Schema>(def: ServiceDefinition<S>, 
       Interval: `${kit.checkIntervalMs}ms`,
       Timeout: `${kit.checkTimeoutMs}ms`,
       DeregisterCriticalServiceAfter: `${kit.deregisterAfterMs}ms`,
+      // Timeouts (a busy instance) are tolerated this many times in a row; a refused
+      // connection (a dead one) or a 503 (draining) is critical at once.
+      FailuresBeforeCritical: kit.checkFailuresBeforeCritical,
     },
   };
   if (registry) await registry.registerSelf(registration);

@@ -27,7 +27,14 @@ export async function keyedTx<DB, T>(store: Store<DB>, fn: (trx: Kysely<DB>) => 
  * is not an integer within the safe range is an impossible state and throws.
  */
 export function dbInt(value: unknown, what: string): number {
-  const n = typeof value === 'number' ? value : typeof value === 'bigint' ? Number(value) : typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : Number.NaN;
+  const n = toNumber(value);
   if (!Number.isSafeInteger(n)) throw new Error(`${what}: expected an integer from the database, got ${JSON.stringify(String(value))}`);
   return n;
+}
+
+function toNumber(value: unknown): number {
+  if (typeof value === 'number') return value;
+  if (typeof value === 'bigint') return Number(value);
+  if (typeof value === 'string' && /^-?\d+$/.test(value)) return Number(value);
+  return Number.NaN;
 }

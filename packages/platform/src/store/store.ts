@@ -6,10 +6,12 @@
  * `synchronous=NORMAL` in WAL mode keeps every committed transaction across a process crash
  * (kill -9); `CONCORD_SQLITE_SYNC=FULL` also survives power loss, at a cost per commit.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { type Dialect, Kysely, MysqlDialect, PostgresDialect, SqliteDialect, type Transaction, sql } from 'kysely';
+import { invariant } from '@concord/core';
 import type { Logger } from '../service-kit/logger.js';
 
 export type DialectName = 'sqlite' | 'postgres' | 'mysql';
@@ -30,6 +32,9 @@ export interface Migration {
 }
 
 export class Store<DB> {
+  /** Marks code running inside one of this store's transactions (to catch self-deadlocks). */
+  private readonly inTx = new AsyncLocalStorage<true>();
+
   private constructor(
     readonly db: Kysely<DB>,
     readonly dialect: DialectName,
@@ -49,8 +54,10 @@ export class Store<DB> {
    * for its whole duration.
    */
   async tx<T>(fn: (trx: Kysely<DB>) => Promise<T>): Promise<T> {
-    if (this.dialect !== 'sqlite') return this.db.transaction().execute((trx: Transaction<DB>) => fn(trx));
-    return this.db.connection().execute(async (conn) => {
+    // A transaction opened inside another would wait for the connection the outer one holds.
+    invariant(!this.inTx.getStore(), 'Store.tx called inside a transaction of the same store (it would deadlock); pass the outer trx down instead');
+    if (this.dialect !== 'sqlite') return this.db.transaction().execute((trx: Transaction<DB>) => this.inTx.run(true, () => fn(trx)));
+    return this.db.connection().execute((conn) => this.inTx.run(true, async () => {
       await sql`begin immediate`.execute(conn);
       try {
         const result = await fn(conn);
@@ -64,7 +71,7 @@ export class Store<DB> {
         }
         throw err;
       }
-    });
+    }));
   }
 
   /** Applies pending migrations in version order, each in its own transaction. */

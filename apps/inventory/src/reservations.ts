@@ -1,0 +1,246 @@
+/**
+ * Reservations: the shell around the state machine of domain/reservation.ts. Each command is
+ * one write transaction: read what is stored, ask the core for a plan, apply its transitions
+ * (status change guarded by the expected old status, then one guarded UPDATE per item).
+ *
+ * On SQLite the transaction holds the write lock from its first statement, so nothing changes
+ * under it. On PostgreSQL/MySQL (read committed) a concurrent writer can: the guards then touch
+ * no row, the attempt is rolled back as a lost race and run again on fresh data.
+ */
+import { InvariantError, invariant } from '@concord/core';
+import { HttpError, type Store, isUniqueViolation } from '@concord/platform';
+import type { Kysely } from 'kysely';
+import type { InventoryDb, ReservationRow } from './db.js';
+import { type Item, normalizeItems, sameItems, stockProblem } from './domain/items.js';
+import { type Command, type Move, type ReservationStatus, type Stored, type Transition, isStatus, plan } from './domain/reservation.js';
+
+export interface ReservationView {
+  reservationId: string;
+  /** null for a tombstone (released before any reserve arrived). */
+  orderId: string | null;
+  status: ReservationStatus;
+  /** ISO time; null for a tombstone. */
+  expiresAt: string | null;
+  items: Item[];
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface ReserveRequest {
+  reservationId: string;
+  orderId: string;
+  items: Item[];
+  ttlMs: number;
+}
+
+/** What a status-changing command did. */
+export interface CommandResult {
+  reservationId: string;
+  status: ReservationStatus;
+  /** False when it was a repeat (or, for the sweeper, nothing was due). */
+  changed: boolean;
+}
+
+const MAX_TX_ATTEMPTS = 5;
+
+/** A guarded write touched no row: someone else committed first. The attempt is retried. */
+class LostRace extends HttpError {
+  constructor(what: string) {
+    super(503, 'contention', `${what} changed concurrently; retry the request`, {}, { 'retry-after': '1' });
+  }
+}
+
+type Db = Kysely<InventoryDb>;
+
+const UPDATES: Record<Move, { dec: 'available' | 'reserved' | 'sold'; inc: 'available' | 'reserved' | 'sold' }> = {
+  'available->reserved': { dec: 'available', inc: 'reserved' },
+  'reserved->sold': { dec: 'reserved', inc: 'sold' },
+  'reserved->available': { dec: 'reserved', inc: 'available' },
+  'sold->available': { dec: 'sold', inc: 'available' },
+};
+
+function storedOf(row: ReservationRow): Stored & { orderId: string | null } {
+  invariant(isStatus(row.status), `reservation ${row.id} has an unknown status ${row.status}`);
+  return { status: row.status, expiresAtMs: row.expires_at_ms === null ? null : Number(row.expires_at_ms), orderId: row.order_id };
+}
+
+async function retrying<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const race = err instanceof LostRace || isUniqueViolation(err);
+      if (!race || attempt >= MAX_TX_ATTEMPTS) throw err;
+    }
+  }
+}
+
+export class Reservations {
+  constructor(private readonly store: Store<InventoryDb>) {}
+
+  /**
+   * Reserves every item or none. A new id answers `created: true`; a replay of a stored id
+   * answers what is stored. Throws the problem to answer otherwise.
+   */
+  async reserve(req: ReserveRequest, nowMs: number): Promise<{ created: boolean; reservation: ReservationView }> {
+    const id = req.reservationId;
+    const items = normalizeItems(req.items);
+    const result = await retrying(() =>
+      this.store.tx(async (trx) => {
+        const row = await trx.selectFrom('reservations').selectAll().where('id', '=', id).executeTakeFirst();
+        const stored = row ? storedOf(row) : null;
+        const p = plan('reserve', id, stored, nowMs);
+        // The units the transitions move: the request's for a new reservation, else the stored ones.
+        const moved = stored === null ? items : await this.itemsOf(trx, id);
+        if (stored === null) {
+          const rows = await trx
+            .selectFrom('products')
+            .select(['id', 'available'])
+            .where(
+              'id',
+              'in',
+              items.map((i) => i.productId),
+            )
+            .execute();
+          const problem = stockProblem(items, new Map(rows.map((r) => [r.id, r.available])));
+          if (problem?.kind === 'unknown-product') {
+            return new HttpError(404, 'unknown-product', `no product ${problem.productId}`, { productId: problem.productId });
+          }
+          if (problem) {
+            const { productId, requested, available } = problem;
+            return new HttpError(409, 'insufficient-stock', `product ${productId}: ${requested} requested, ${available} available`, {
+              productId,
+              requested,
+              available,
+            });
+          }
+        } else if (p.outcome.ok && (stored.orderId !== req.orderId || !sameItems(moved, items))) {
+          return new HttpError(422, 'reservation-mismatch', `reservation ${id} exists with a different order id or items; a replay must repeat the request`, {
+            reservationId: id,
+          });
+        }
+        await this.apply(trx, id, p.transitions, moved, { orderId: req.orderId, expiresAtMs: nowMs + req.ttlMs }, nowMs);
+        if (!p.outcome.ok) return this.refusal(id, p.outcome);
+        return { created: p.outcome.created, reservation: (await this.view(trx, id)) as ReservationView };
+      }),
+    );
+    if (result instanceof HttpError) throw result;
+    return result;
+  }
+
+  /** confirm, release, restock, or the sweeper's expire. Throws the problem to answer when refused. */
+  async command(cmd: Exclude<Command, 'reserve'>, id: string, nowMs: number): Promise<CommandResult> {
+    const result = await retrying(() =>
+      this.store.tx(async (trx) => {
+        const row = await trx.selectFrom('reservations').selectAll().where('id', '=', id).executeTakeFirst();
+        const p = plan(cmd, id, row ? storedOf(row) : null, nowMs);
+        const items = p.transitions.some((t) => t.move !== null && t.from !== null) ? await this.itemsOf(trx, id) : [];
+        await this.apply(trx, id, p.transitions, items, { orderId: null, expiresAtMs: null }, nowMs);
+        if (!p.outcome.ok) return this.refusal(id, p.outcome);
+        return { reservationId: id, status: p.outcome.status, changed: p.transitions.length > 0 };
+      }),
+    );
+    if (result instanceof HttpError) throw result;
+    return result;
+  }
+
+  async get(id: string): Promise<ReservationView | null> {
+    return this.view(this.store.db, id);
+  }
+
+  /** Ids of RESERVED reservations past their deadline, oldest deadline first. */
+  async overdue(nowMs: number, limit: number): Promise<string[]> {
+    const rows = await this.store.db
+      .selectFrom('reservations')
+      .select('id')
+      .where('status', '=', 'RESERVED')
+      .where('expires_at_ms', '<=', nowMs)
+      .orderBy('expires_at_ms')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => r.id);
+  }
+
+  private refusal(id: string, o: Extract<ReturnType<typeof plan>['outcome'], { ok: false }>): HttpError {
+    return new HttpError(o.httpStatus, o.slug, o.detail, { reservationId: id });
+  }
+
+  private async itemsOf(db: Db, id: string): Promise<Item[]> {
+    const rows = await db.selectFrom('reservation_items').select(['product_id', 'quantity']).where('reservation_id', '=', id).orderBy('product_id').execute();
+    return rows.map((r) => ({ productId: r.product_id, quantity: r.quantity }));
+  }
+
+  private async view(db: Db, id: string): Promise<ReservationView | null> {
+    const row = await db.selectFrom('reservations').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row) return null;
+    const s = storedOf(row);
+    return {
+      reservationId: row.id,
+      orderId: row.order_id,
+      status: s.status,
+      expiresAt: s.expiresAtMs === null ? null : new Date(s.expiresAtMs).toISOString(),
+      items: await this.itemsOf(db, id),
+      createdAt: row.created_at,
+      updatedAt: row.updated_at,
+    };
+  }
+
+  /** Applies a plan's transitions; `items` are the units each move concerns (sorted by product id). */
+  private async apply(
+    trx: Db,
+    id: string,
+    transitions: readonly Transition[],
+    items: readonly Item[],
+    create: { orderId: string | null; expiresAtMs: number | null },
+    nowMs: number,
+  ): Promise<void> {
+    const now = new Date(nowMs).toISOString();
+    for (const t of transitions) {
+      if (t.from === null) {
+        const tombstone = t.move === null;
+        await trx
+          .insertInto('reservations')
+          .values({
+            id,
+            order_id: tombstone ? null : create.orderId,
+            status: t.to,
+            expires_at_ms: tombstone ? null : create.expiresAtMs,
+            created_at: now,
+            updated_at: now,
+          })
+          .execute();
+        if (!tombstone && items.length > 0) {
+          await trx
+            .insertInto('reservation_items')
+            .values(items.map((it) => ({ reservation_id: id, product_id: it.productId, quantity: it.quantity })))
+            .execute();
+        }
+      } else {
+        const r = await trx
+          .updateTable('reservations')
+          .set({ status: t.to, updated_at: now })
+          .where('id', '=', id)
+          .where('status', '=', t.from)
+          .executeTakeFirst();
+        if (Number(r.numUpdatedRows) !== 1) throw new LostRace(`reservation ${id}`);
+      }
+      if (t.move !== null) for (const it of items) await this.moveUnits(trx, it, t.move, now);
+    }
+  }
+
+  /** One guarded UPDATE: the source counter never goes below zero. */
+  private async moveUnits(trx: Db, it: Item, move: Move, now: string): Promise<void> {
+    const { dec, inc } = UPDATES[move];
+    const r = await trx
+      .updateTable('products')
+      .set((eb) => ({ [dec]: eb(dec, '-', it.quantity), [inc]: eb(inc, '+', it.quantity), updated_at: now }))
+      .where('id', '=', it.productId)
+      .where(dec, '>=', it.quantity)
+      .executeTakeFirst();
+    if (Number(r.numUpdatedRows) === 1) return;
+    // Taking stock can lose a race (another order took it first): try again on fresh data. Any
+    // other move lacking its units means the counters disagree with the reservations.
+    if (move === 'available->reserved') throw new LostRace(`stock of ${it.productId}`);
+    throw new InvariantError(`product ${it.productId} has fewer than ${it.quantity} ${dec} units for a ${move} move`);
+  }
+}

@@ -1,0 +1,25 @@
+/** `concord audit`: logs in as the admin and runs the invariant audit against the gateway. */
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { adminToken, renderAudit, runAudit } from './audit/audit.js';
+import { cliConfig } from './config.js';
+
+export async function auditCommand(args: string[]): Promise<number> {
+  const cfg = cliConfig();
+  const gatewayUrl = process.env.CONCORD_GATEWAY_URL || `http://127.0.0.1:${cfg.gatewayPort}`;
+  const email = process.env.CONCORD_ADMIN_EMAIL || 'admin@concord.local';
+  let password = process.env.CONCORD_ADMIN_PASSWORD ?? '';
+  const file = join(resolve(cfg.dataDir), 'user', 'admin-password');
+  if (!password && existsSync(file)) password = readFileSync(file, 'utf8').trim();
+  if (!password) {
+    process.stderr.write(`concord audit: set CONCORD_ADMIN_PASSWORD (or run from the directory whose ${file} holds the generated one)\n`);
+    return 2;
+  }
+  const quietArg = args.find((a) => a.startsWith('--quiet-timeout='));
+  const quietTimeoutMs = quietArg ? Number(quietArg.split('=')[1]) * 1000 : 60_000;
+  const token = await adminToken(gatewayUrl, email, password);
+  const { ok, results } = await runAudit({ gatewayUrl, token, quietTimeoutMs, onProgress: (l) => process.stderr.write(`\r${l}   `) });
+  process.stderr.write('\r');
+  process.stdout.write(`${renderAudit(results, process.stdout.isTTY === true)}\n`);
+  return ok ? 0 : 1;
+}

@@ -5,3 +5,4 @@ export * from './assert.js';
 export * as saga from './saga/machine.js';
 export * from './token-bucket.js';
 export * from './breaker.js';
+export * as mesh from './mesh/types.js';

@@ -5,3 +5,8 @@ export * from './status.js';
 export * from './paths.js';
 export * from './audit/audit.js';
 export * from './audit/checks.js';
+export * from './embedded.js';
+export * from './bench/loadgen.js';
+export * from './bench/setup.js';
+export { benchEnv } from './bench/command.js';
+export * from './bench/report.js';

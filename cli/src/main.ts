@@ -1,7 +1,13 @@
 #!/usr/bin/env node
 /** The `concord` command. */
 import { ConfigError } from '@concord/platform';
+import { apply } from './apply.js';
 import { auditCommand } from './audit-command.js';
+import { configCommand } from './config-status.js';
+import { ArgError } from './bench/args.js';
+import { BENCH_USAGE, benchCommand } from './bench/command.js';
+import { CHAOS_USAGE, chaosCommand } from './chaos/command.js';
+import { ScenarioError } from './chaos/scenario.js';
 import { status } from './status.js';
 import { TopologyError } from './supervisor/topology.js';
 import { up } from './up.js';
@@ -11,6 +17,10 @@ const USAGE = `usage: concord <command>
   up        start the whole system in the foreground (npm start)
   status    a table of instances: service, version, address, health, uptime, memory [--json]
   audit     check the system's invariants through the admin API (npm run audit)
+  apply     apply Istio YAML to the mesh: concord apply -f <file.yaml | -> (all or nothing)
+  config    concord config status [--json]: every mesh resource, applied or rejected, and each data plane's version
+  bench     place orders through the gateway and report throughput and latency (concord bench --help)
+  chaos     load plus scheduled faults (kill -9, pause, mesh faults), then an audit (concord chaos --help)
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -22,6 +32,22 @@ async function main(argv: string[]): Promise<number> {
       return status(rest);
     case 'audit':
       return auditCommand(rest);
+    case 'apply':
+      return apply(rest);
+    case 'config':
+      return configCommand(rest);
+    case 'bench':
+      if (rest.includes('--help')) {
+        process.stdout.write(BENCH_USAGE);
+        return 0;
+      }
+      return benchCommand(rest);
+    case 'chaos':
+      if (rest.includes('--help')) {
+        process.stdout.write(CHAOS_USAGE);
+        return 0;
+      }
+      return chaosCommand(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -37,6 +63,10 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err) => {
+    if (err instanceof ArgError || err instanceof ScenarioError) {
+      process.stderr.write(`concord: ${err.message}\n`);
+      process.exit(2);
+    }
     if (err instanceof ConfigError || err instanceof TopologyError) {
       process.stderr.write(`concord: ${err.message}\n`);
       process.exit(78);

@@ -16,6 +16,7 @@ export async function up(): Promise<number> {
     gatewayPort: cfg.gatewayPort,
     env: process.env,
     output: (source, line) => process.stdout.write(`${format(source, line)}\n`),
+    restartBackoffMaxMs: cfg.restartBackoffMaxMs,
   });
   let stopping: Promise<void> | null = null;
   const stop = (sig: string) => {

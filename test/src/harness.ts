@@ -2,16 +2,11 @@
  * Starts a whole Concord system for a test: real processes on free ports, a fresh data dir,
  * logs kept in test-output/<name>/system.log (printed tail on failure helps debugging).
  */
-import { appendFileSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, type ReadyInfo, Supervisor, type Topology, makeFormatter, parseTopology } from '@concord/cli';
+import { type EmbeddedSystem, ROOT, type Supervisor, type Topology, startEmbedded } from '@concord/cli';
 
-export interface System extends ReadyInfo {
-  sup: Supervisor;
-  dataDir: string;
-  logFile: string;
-  stop(): Promise<void>;
-}
+export type System = EmbeddedSystem;
 
 export const OUTPUT_DIR = join(ROOT, 'test-output');
 
@@ -27,29 +22,8 @@ export async function startSystem(opts: {
   env?: Record<string, string>;
   beforeRestart?: ConstructorParameters<typeof Supervisor>[0]['beforeRestart'];
 }): Promise<System> {
-  const dir = outputDir(opts.name);
-  const dataDir = join(dir, 'data');
-  rmSync(dataDir, { recursive: true, force: true });
-  const logFile = join(dir, 'system.log');
-  rmSync(logFile, { force: true });
-  const format = makeFormatter({ color: false, raw: false, width: 16 });
-  const topology = typeof opts.topology === 'string' ? parseTopology(opts.topology, `${opts.name} topology`) : opts.topology;
-  const sup = new Supervisor({
-    topology,
-    dataDir,
-    controlPort: 0,
-    gatewayPort: 0,
-    env: { ...process.env, CONCORD_LOG_LEVEL: process.env.CONCORD_LOG_LEVEL ?? 'info', ...opts.env },
-    output: (source, line) => appendFileSync(logFile, `${format(source, line)}\n`),
-    beforeRestart: opts.beforeRestart,
-  });
-  try {
-    const ready = await sup.start();
-    return { ...ready, sup, dataDir, logFile, stop: () => sup.stop() };
-  } catch (err) {
-    await sup.stop();
-    throw new Error(`${(err as Error).message} (logs: ${logFile})`);
-  }
+  // Tests crash processes on purpose, many times a minute: keep restarts quick.
+  return startEmbedded({ dir: outputDir(opts.name), topology: opts.topology, env: opts.env, beforeRestart: opts.beforeRestart, restartBackoffMaxMs: 1000 });
 }
 
 /** Polls `probe` until it returns a truthy value or the deadline passes. No sleeps as synchronization. */
@@ -135,4 +109,26 @@ export async function login(baseUrl: string, email: string, password: string): P
 
 export async function adminLogin(baseUrl: string): Promise<{ token: string; auth: { authorization: string } }> {
   return login(baseUrl, TEST_ADMIN.email, TEST_ADMIN.password);
+}
+
+/** Whether something accepts TCP connections at host:port (tests that need Redis probe first). */
+export async function tcpReachable(host: string, port: number, timeoutMs = 500): Promise<boolean> {
+  const { connect } = await import('node:net');
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+/** The URL of one supervised instance (e.g. a second gateway started from the topology). */
+export function instanceUrl(sys: System, instanceId: string): string {
+  const c = sys.sup.children.get(instanceId);
+  if (!c?.port) throw new Error(`${instanceId} is not running`);
+  return `http://127.0.0.1:${c.port}`;
 }

@@ -38,9 +38,9 @@ before(async () => {
       CONCORD_CHECK_TIMEOUT: '1s',
       CONCORD_RATE_LIMIT_PER_USER: '0',
       CONCORD_RATE_LIMIT_PER_IP: '0',
-      CONCORD_SAGA_STEP_TIMEOUT: '1s',
+      CONCORD_SAGA_STEP_TIMEOUT: '3s',
       CONCORD_SAGA_BACKOFF_CAP: '200ms',
-      CONCORD_SAGA_MAX_COMPENSATION_ATTEMPTS: '5',
+      CONCORD_SAGA_MAX_COMPENSATION_ATTEMPTS: '8',
       CONCORD_SAGA_LEASE: '3s',
     },
   });
@@ -241,7 +241,8 @@ describe('crashes', () => {
 describe('operators', () => {
   test('a step that keeps failing past the pivot parks the saga as NEEDS_ATTENTION; a retry finishes it', async () => {
     const u = await newUser(gw);
-    sys.sup.pause('points-1');
+    // An outage: points is stopped (it deregisters) and stays down until released.
+    await sys.sup.hold('points-1');
     let id: string;
     try {
       const r = await placeOrder(gw, u.auth, [{ productId: 'p-0010', quantity: 1 }], { waitS: 0 });
@@ -252,11 +253,11 @@ describe('operators', () => {
       }, 30_000, 200);
       assert.equal(parked.step, 'award-points');
       assert.equal(parked.type, 'place-order');
-      assert.ok(parked.attempts >= 5);
+      assert.ok(parked.attempts >= 8);
       assert.ok(parked.error);
       assert.equal((await http(`${gw}/api/orders/${id}`, { headers: u.auth })).body.status, 'CONFIRMED', 'past the pivot the order stays confirmed');
     } finally {
-      sys.sup.resume('points-1');
+      await sys.sup.unhold('points-1');
     }
     const retry = await http(`${gw}/api/admin/sagas/${id}/retry`, { method: 'POST', headers: admin });
     assert.equal(retry.status, 202);

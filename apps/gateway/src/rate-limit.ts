@@ -1,9 +1,37 @@
 /**
  * Rate limiting with token buckets, per user (authenticated groups) or per client IP. Buckets
- * live in memory (bounded) or in Redis, so several gateway instances share one limit.
+ * live in memory (bounded) or in Redis, so several gateway instances share one limit. When
+ * Redis cannot be reached, each gateway falls back to its own in-memory buckets (limits stay
+ * on, per instance) rather than letting everything through or refusing everything.
  */
 import { type BucketPolicy, type BucketState, type Decision, fullBucket, take } from '@concord/core';
 import type { Redis } from 'ioredis';
+
+/**
+ * The time of the current event-loop iteration, like nginx's cached clock: every request the
+ * gateway takes from one batch of readable sockets is decided at the same instant. Without it a
+ * burst that arrived at once would be spread over however long the gateway takes to work
+ * through it, and the bucket would refill in between — so the share of a burst that passes
+ * would depend on how busy the machine is rather than on the limit.
+ */
+export class LoopClock {
+  private cachedMs = 0;
+  private fresh = false;
+  private readonly expire = () => {
+    this.fresh = false;
+  };
+
+  constructor(private readonly clock: () => number = Date.now) {}
+
+  now(): number {
+    if (!this.fresh) {
+      this.cachedMs = this.clock();
+      this.fresh = true;
+      setImmediate(this.expire);
+    }
+    return this.cachedMs;
+  }
+}
 
 export interface RateLimiter {
   take(key: string, policy: BucketPolicy, nowMs: number): Promise<Decision>;
@@ -15,12 +43,21 @@ const MAX_BUCKETS = 100_000;
 export class MemoryRateLimiter implements RateLimiter {
   private readonly buckets = new Map<string, BucketState>();
 
-  async take(key: string, policy: BucketPolicy, nowMs: number): Promise<Decision> {
-    const state = this.buckets.get(key) ?? fullBucket(policy, nowMs);
-    const r = take(policy, state, nowMs);
-    // Re-insert to keep the most recently used at the end; evict the least recent when full.
-    this.buckets.delete(key);
-    if (this.buckets.size >= MAX_BUCKETS) {
+  constructor(private readonly maxBuckets = MAX_BUCKETS) {}
+
+  get size(): number {
+    return this.buckets.size;
+  }
+
+  /** Synchronous: the hot path pays no promise for an in-memory decision. */
+  takeNow(key: string, policy: BucketPolicy, nowMs: number): Decision {
+    const state = this.buckets.get(key);
+    const r = take(policy, state ?? fullBucket(policy, nowMs), nowMs);
+    if (state) {
+      // Re-insert to keep the most recently used at the end (Map keeps insertion order).
+      this.buckets.delete(key);
+    } else if (this.buckets.size >= this.maxBuckets) {
+      // Evict the least recently used. Its client gets a full bucket back, never less.
       const oldest = this.buckets.keys().next().value;
       if (oldest !== undefined) this.buckets.delete(oldest);
     }
@@ -28,30 +65,37 @@ export class MemoryRateLimiter implements RateLimiter {
     return r.decision;
   }
 
+  async take(key: string, policy: BucketPolicy, nowMs: number): Promise<Decision> {
+    return this.takeNow(key, policy, nowMs);
+  }
+
   async close(): Promise<void> {}
 }
 
 /**
  * The same token bucket as core/token-bucket, evaluated atomically in Redis (one round trip).
- * Time comes from the Redis server, so gateways with skewed clocks still agree.
+ * The time is the deciding gateway's loop clock (see LoopClock), so a burst is judged by when it
+ * arrived, not by when Redis got to it. Like the core, the bucket's time never moves backwards:
+ * a gateway whose clock runs δ ahead of the others credits at most δ·rate tokens, once.
  */
 const SCRIPT = `
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(ARGV[3])
 local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
 local tokens = tonumber(b[1])
 local ts = tonumber(b[2])
-if tokens == nil then tokens = burst; ts = now end
-local elapsed = math.max(0, now - ts) / 1000
-tokens = math.min(burst, tokens + elapsed * rate)
+if tokens == nil or ts == nil then tokens = burst; ts = now end
+if now < ts then now = ts end
+tokens = math.min(burst, tokens + (now - ts) / 1000 * rate)
 local allowed = 0
 if tokens >= 1 then tokens = tokens - 1; allowed = 1 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 return {allowed, tostring(tokens)}
 `;
+
+type WithTake = { concordTake(key: string, ratePerS: number, burst: number, nowMs: number): Promise<[number, string]> };
 
 export class RedisRateLimiter implements RateLimiter {
   constructor(
@@ -61,13 +105,10 @@ export class RedisRateLimiter implements RateLimiter {
     redis.defineCommand('concordTake', { numberOfKeys: 1, lua: SCRIPT });
   }
 
-  async take(key: string, policy: BucketPolicy): Promise<Decision> {
-    const [allowed, tokensText] = (await (this.redis as unknown as { concordTake(k: string, r: number, b: number): Promise<[number, string]> }).concordTake(
-      this.prefix + key,
-      policy.ratePerS,
-      policy.burst,
-    )) as [number, string];
+  async take(key: string, policy: BucketPolicy, nowMs: number): Promise<Decision> {
+    const [allowed, tokensText] = await (this.redis as unknown as WithTake).concordTake(this.prefix + key, policy.ratePerS, policy.burst, Math.floor(nowMs));
     const left = Number(tokensText);
+    if (!Number.isFinite(left)) throw new Error(`the rate-limit script answered ${JSON.stringify(tokensText)}`);
     const ok = allowed === 1;
     return {
       allowed: ok,
@@ -82,10 +123,44 @@ export class RedisRateLimiter implements RateLimiter {
   }
 }
 
+/**
+ * Uses `primary` (Redis) while it answers, `fallback` (memory) while it does not. `onFallback`
+ * is told about the failure at most once per `reportEveryMs`, so an outage does not flood logs.
+ */
+export class FailoverRateLimiter implements RateLimiter {
+  private lastReportMs = Number.NEGATIVE_INFINITY;
+  failovers = 0;
+
+  constructor(
+    private readonly primary: RateLimiter,
+    private readonly fallback: RateLimiter,
+    private readonly onFallback: (err: unknown, failovers: number) => void,
+    private readonly reportEveryMs = 10_000,
+  ) {}
+
+  async take(key: string, policy: BucketPolicy, nowMs: number): Promise<Decision> {
+    try {
+      return await this.primary.take(key, policy, nowMs);
+    } catch (err) {
+      this.failovers++;
+      if (nowMs - this.lastReportMs >= this.reportEveryMs) {
+        this.lastReportMs = nowMs;
+        this.onFallback(err, this.failovers);
+      }
+      return this.fallback.take(key, policy, nowMs);
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.primary.close(), this.fallback.close()]);
+  }
+}
+
+/** IETF RateLimit header fields (draft-ietf-httpapi-ratelimit-headers, RateLimit-* form). */
 export function rateLimitHeaders(policy: BucketPolicy, d: Decision): Record<string, string> {
   const h: Record<string, string> = {
     'ratelimit-limit': String(policy.burst),
-    'ratelimit-remaining': String(d.remaining),
+    'ratelimit-remaining': String(Math.max(0, d.remaining)),
     'ratelimit-reset': String(d.resetS),
     'ratelimit-policy': `${policy.burst};w=${Math.max(1, Math.round(policy.burst / policy.ratePerS))}`,
   };
@@ -100,7 +175,9 @@ export function parseGroupLimits(spec: string): { ok: true; value: Record<string
   for (const part of spec.split(',')) {
     const m = /^\s*(auth|public|user|admin)\s*=\s*(\d{1,7})\s*$/.exec(part);
     if (!m) return { ok: false };
-    out[m[1] as string] = Number(m[2]);
+    const n = Number(m[2]);
+    if (n > 1_000_000) return { ok: false };
+    out[m[1] as string] = n;
   }
   return { ok: true, value: out };
 }

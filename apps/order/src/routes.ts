@@ -64,7 +64,7 @@ export async function orderRoutes(ctx: ServiceContext<Config>): Promise<void> {
   const guard = Guard.viaMesh(mesh);
   const prices = new PriceCache(mesh);
   const relay = new OutboxRelay({ store, mesh, log: ctx.log });
-  const sagas = new SagaRuntime({ store, log: ctx.log, owner: ctx.instanceId, faults: ctx.faults, leaseMs: config.sagaLeaseMs });
+  const sagas = new SagaRuntime({ store, log: ctx.log, owner: ctx.instanceId, faults: ctx.faults, leaseMs: config.sagaLeaseMs, telemetry: ctx.telemetry, metrics: ctx.metrics });
   const tuning = {
     stepTimeoutMs: config.sagaStepTimeoutMs,
     retry: { baseMs: Math.min(50, config.sagaBackoffCapMs), capMs: config.sagaBackoffCapMs, maxAttempts: config.sagaMaxAttempts, maxCompensationAttempts: config.sagaMaxCompensationAttempts },
@@ -298,6 +298,17 @@ export async function orderRoutes(ctx: ServiceContext<Config>): Promise<void> {
       sagas: sagaCounts,
     };
   });
+
+  /** Statuses of many orders at once (the audit checks what a load generator saw). */
+  app.post<{ Body: { ids: string[] } }>(
+    '/api/admin/orders/lookup',
+    { schema: { body: Type.Object({ ids: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 1000 }) }, { additionalProperties: false }) } },
+    async (req) => {
+      await guard.admin(req);
+      const rows = await db.selectFrom('orders').select(['id', 'status']).where('id', 'in', [...new Set(req.body.ids)]).execute();
+      return { items: rows };
+    },
+  );
 
   app.get<{ Querystring: { status?: string; type?: string; limit?: number } }>('/api/admin/sagas', { schema: { querystring: SagaQuery } }, async (req) => {
     await guard.admin(req);

@@ -63,16 +63,17 @@ export async function runAudit(o: AuditOptions): Promise<{ ok: boolean; results:
   const results = checkSnapshot(snap);
   if (o.record) {
     const ids = [...new Set([...o.record.acknowledged, ...o.record.seenConfirmed])];
-    const statusOf = new Map<string, string | null>();
-    const BATCH = 16;
+    const statusOf = new Map<string, string | null>(ids.map((id) => [id, null]));
+    const BATCH = 1000;
     for (let i = 0; i < ids.length; i += BATCH) {
-      await Promise.all(
-        ids.slice(i, i + BATCH).map(async (id) => {
-          const r = await fetch(`${o.gatewayUrl}/api/orders/${encodeURIComponent(id)}`, { headers: { authorization: `Bearer ${o.token}` }, signal: AbortSignal.timeout(10_000) });
-          statusOf.set(id, r.status === 200 ? ((await r.json()) as { status: string }).status : null);
-          if (r.status !== 200) await r.body?.cancel();
-        }),
-      );
+      const r = await fetch(`${o.gatewayUrl}/api/admin/orders/lookup`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${o.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ ids: ids.slice(i, i + BATCH) }),
+        signal: AbortSignal.timeout(30_000),
+      });
+      if (r.status !== 200) throw new Error(`order lookup answered ${r.status}: ${(await r.text()).slice(0, 200)}`);
+      for (const it of ((await r.json()) as { items: Array<{ id: string; status: string }> }).items) statusOf.set(it.id, it.status);
     }
     results.push(...checkRecord(o.record, statusOf));
   }

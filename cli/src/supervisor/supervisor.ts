@@ -4,10 +4,11 @@
  * instance is registered and passing; stops everything in reverse order within a bound.
  */
 import { type ChildProcess, fork } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { backoffDelayMs } from '@concord/core';
+import { BOOTSTRAP_SECRET_PATH, bootstrapToken } from '@concord/platform';
 import { appEntry } from '../paths.js';
 import { type ProcessSpec, type Topology, processesOf } from './topology.js';
 
@@ -25,6 +26,8 @@ export interface SupervisorOptions {
   stopTimeoutMs?: number;
   /** Runs before a crashed process is started again (tests use it to change the world). */
   beforeRestart?: (spec: ProcessSpec) => void;
+  /** Cap of the restart backoff (default 10 s). */
+  restartBackoffMaxMs?: number;
 }
 
 export interface ChildInfo {
@@ -35,6 +38,8 @@ export interface ChildInfo {
   url: string | null;
   restarts: number;
   startedAtMs: number;
+  /** A public port kept across restarts (gateways: clients know it). */
+  pinnedPort: number | null;
   lastExit: { code: number | null; signal: NodeJS.Signals | null } | null;
   state: 'starting' | 'running' | 'backoff' | 'stopped';
 }
@@ -42,13 +47,15 @@ export interface ChildInfo {
 export interface ReadyInfo {
   controlUrl: string;
   gatewayUrl: string | null;
+  /** Every gateway instance (a topology may run several). */
+  gatewayUrls: string[];
 }
 
 const RESTART_BACKOFF = { baseMs: 100, capMs: 10_000 };
 /** A process that ran this long before crashing restarts with the base delay again. */
 const STABLE_AFTER_MS = 10_000;
 
-export const CONTROL_PLANE: ProcessSpec = { service: 'control-plane', app: 'control-plane', instanceId: 'control-plane-1', version: 'v1', env: {} };
+export const CONTROL_PLANE: ProcessSpec = { service: 'control-plane', app: 'control-plane', instanceId: 'control-plane-1', version: 'v1', env: {}, nodeArgs: [] };
 
 export class Supervisor {
   readonly children = new Map<string, ChildInfo>();
@@ -58,6 +65,10 @@ export class Supervisor {
   private readonly dataDir: string;
   private readonly listeners = new Map<string, Array<(c: ChildInfo) => void>>();
   private restartTimers = new Set<NodeJS.Timeout>();
+  /** Instances stopped on purpose (not restarted until started again). */
+  private readonly held = new Set<string>();
+  /** The CA's bootstrap secret, read once the control plane has created it. */
+  private caSecret: Buffer | null = null;
 
   constructor(private readonly opts: SupervisorOptions) {
     this.controlPort = opts.controlPort;
@@ -78,16 +89,22 @@ export class Supervisor {
     const cp = this.spawn(CONTROL_PLANE);
     await this.waitListening(cp, 30_000);
     this.controlPort = cp.port as number; // pinned: restarts keep the same address
+    const secretFile = join(this.dataDir, ...BOOTSTRAP_SECRET_PATH);
+    if (this.opts.env.CONCORD_MESH_MTLS !== 'off' && existsSync(secretFile)) this.caSecret = Buffer.from(readFileSync(secretFile, 'utf8').trim(), 'hex');
     const specs = processesOf(this.opts.topology);
     const started = specs.map((s) => this.spawn(s));
     await Promise.all(started.map((c) => this.waitListening(c, 60_000)));
-    const gw = started.find((c) => c.spec.service === 'gateway');
-    if (gw?.port) this.gatewayPort = gw.port;
+    const gateways = started.filter((c) => c.spec.service === 'gateway');
+    for (const g of gateways) g.pinnedPort = g.port;
+    if (gateways[0]?.port) this.gatewayPort = gateways[0].port;
     await this.waitPassing([CONTROL_PLANE.instanceId, ...specs.map((s) => s.instanceId)], this.opts.readyTimeoutMs ?? 60_000);
-    return { controlUrl: this.controlUrl, gatewayUrl: gw ? `http://127.0.0.1:${this.gatewayPort}` : null };
+    const gatewayUrls = gateways.map((g) => `http://127.0.0.1:${g.pinnedPort}`);
+    return { controlUrl: this.controlUrl, gatewayUrl: gatewayUrls[0] ?? null, gatewayUrls };
   }
 
-  private envFor(spec: ProcessSpec): NodeJS.ProcessEnv {
+  private envFor(spec: ProcessSpec, pinnedPort: number | null): NodeJS.ProcessEnv {
+    // The first gateway takes the configured public port; others a free one; restarts keep theirs.
+    const gatewayPort = pinnedPort ?? (spec.instanceId === 'gateway-1' ? this.gatewayPort : 0);
     const env: NodeJS.ProcessEnv = {
       ...this.opts.env,
       ...spec.env,
@@ -97,25 +114,26 @@ export class Supervisor {
       CONCORD_CONTROL_URL: this.controlUrl,
       CONCORD_CONTROL_PORT: String(this.controlPort),
       CONCORD_SERVICE_PORT: '0',
-      CONCORD_GATEWAY_PORT: String(this.gatewayPort),
+      CONCORD_GATEWAY_PORT: String(gatewayPort),
     };
+    if (this.caSecret && spec.service !== 'control-plane') env.CONCORD_CA_TOKEN = bootstrapToken(this.caSecret, spec.service);
     return env;
   }
 
   private spawn(spec: ProcessSpec): ChildInfo {
     let info = this.children.get(spec.instanceId);
     if (!info) {
-      info = { spec, proc: null, pid: null, port: null, url: null, restarts: 0, startedAtMs: 0, state: 'starting', lastExit: null };
+      info = { spec, proc: null, pid: null, port: null, url: null, restarts: 0, startedAtMs: 0, pinnedPort: null, state: 'starting', lastExit: null };
       this.children.set(spec.instanceId, info);
     }
     const child = info;
     const proc = fork(appEntry(spec.app), [], {
-      env: this.envFor(spec),
+      env: this.envFor(spec, child.pinnedPort),
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       // Own process group: a terminal's Ctrl-C reaches only the supervisor, which then stops
       // the processes in order. A child whose supervisor vanishes exits on IPC disconnect.
       detached: true,
-      execArgv: ['--enable-source-maps', ...(process.env.CONCORD_CHILD_NODE_OPTIONS?.split(' ').filter(Boolean) ?? [])],
+      execArgv: ['--enable-source-maps', ...(process.env.CONCORD_CHILD_NODE_OPTIONS?.split(' ').filter(Boolean) ?? []), ...spec.nodeArgs],
     });
     child.proc = proc;
     child.pid = proc.pid ?? null;
@@ -145,14 +163,14 @@ export class Supervisor {
     child.proc = null;
     child.pid = null;
     child.lastExit = { code, signal };
-    if (this.stopping) {
+    if (this.stopping || this.held.has(child.spec.instanceId)) {
       child.state = 'stopped';
       return;
     }
     const ranMs = Date.now() - child.startedAtMs;
     if (ranMs > STABLE_AFTER_MS) child.restarts = 0;
     child.restarts++;
-    const delay = Math.round(backoffDelayMs({ ...RESTART_BACKOFF, equalJitter: true }, child.restarts, Math.random));
+    const delay = Math.round(backoffDelayMs({ ...RESTART_BACKOFF, capMs: this.opts.restartBackoffMaxMs ?? RESTART_BACKOFF.capMs, equalJitter: true }, child.restarts, Math.random));
     child.state = 'backoff';
     this.say(`${child.spec.instanceId} exited (${signal ?? `code ${code}`}) after ${ranMs} ms; restarting in ${delay} ms`);
     const t = setTimeout(() => {
@@ -211,6 +229,22 @@ export class Supervisor {
   }
   resume(instanceId: string): void {
     this.signal(instanceId, 'SIGCONT');
+  }
+
+  /** Stops one instance gracefully and keeps it down (an outage, for tests and chaos). */
+  async hold(instanceId: string, graceMs = 5000): Promise<void> {
+    const c = this.children.get(instanceId);
+    if (!c) throw new Error(`unknown instance ${instanceId}`);
+    this.held.add(instanceId);
+    await this.stopOne(c, graceMs);
+  }
+
+  /** Starts a held instance again. */
+  async unhold(instanceId: string, timeoutMs = 30_000): Promise<ChildInfo> {
+    const c = this.children.get(instanceId);
+    if (!c || !this.held.delete(instanceId)) throw new Error(`${instanceId} is not held`);
+    this.spawn(c.spec);
+    return this.waitListening(c, timeoutMs);
   }
 
   /** Resolves when the instance has been restarted and reports listening again. */

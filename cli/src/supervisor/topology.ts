@@ -13,6 +13,8 @@ export interface TopologyService {
   /** Instances take versions in turn: 2 instances over [v1, v2] → one of each. */
   versions: string[];
   env: Record<string, string>;
+  /** Extra Node.js flags for these processes (e.g. --cpu-prof), which NODE_OPTIONS refuses. */
+  nodeArgs: string[];
 }
 
 export interface Topology {
@@ -25,6 +27,7 @@ export interface ProcessSpec {
   instanceId: string;
   version: string;
   env: Record<string, string>;
+  nodeArgs: string[];
 }
 
 const MAX_INSTANCES = 16;
@@ -55,7 +58,7 @@ export function parseTopology(text: string, source: string): Topology {
       continue;
     }
     const s = raw as Record<string, unknown>;
-    for (const k of Object.keys(s)) if (!['name', 'app', 'instances', 'versions', 'env'].includes(k)) problems.push(`${at}.${k} is not a known field (name, app, instances, versions, env)`);
+    for (const k of Object.keys(s)) if (!['name', 'app', 'instances', 'versions', 'env', 'nodeArgs'].includes(k)) problems.push(`${at}.${k} is not a known field (name, app, instances, versions, env, nodeArgs)`);
     if (typeof s.name !== 'string' || !NAME.test(s.name)) {
       problems.push(`${at}.name must be a lower-case name such as "order"`);
       continue;
@@ -78,6 +81,10 @@ export function parseTopology(text: string, source: string): Topology {
     if (typeof env !== 'object' || env === null || Array.isArray(env) || !Object.values(env).every((v) => typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean')) {
       problems.push(`${at}.env must map variable names to strings`);
     }
+    const nodeArgs = s.nodeArgs ?? [];
+    if (!Array.isArray(nodeArgs) || !nodeArgs.every((a) => typeof a === 'string' && /^--[a-z0-9-]+(=\S*)?$/.test(a))) {
+      problems.push(`${at}.nodeArgs must be a list of Node.js flags such as ["--cpu-prof", "--cpu-prof-dir=/tmp/prof"]`);
+    }
     const app = s.app ?? s.name;
     if (typeof app !== 'string' || !NAME.test(app)) problems.push(`${at}.app must be an app folder name`);
     services.push({
@@ -86,6 +93,7 @@ export function parseTopology(text: string, source: string): Topology {
       instances: instances as number,
       versions: versions as string[],
       env: Object.fromEntries(Object.entries(env as object).map(([k, v]) => [k, String(v)])),
+      nodeArgs: nodeArgs as string[],
     });
   }
   if (problems.length > 0) throw new TopologyError(problems.join('\n'));
@@ -108,7 +116,7 @@ export function processesOf(t: Topology): ProcessSpec[] {
   for (const s of t.services) {
     for (let i = 0; i < s.instances; i++) {
       const version = s.versions[i % s.versions.length] as string;
-      out.push({ service: s.name, app: s.app, instanceId: `${s.name}-${i + 1}`, version, env: s.env });
+      out.push({ service: s.name, app: s.app, instanceId: `${s.name}-${i + 1}`, version, env: s.env, nodeArgs: s.nodeArgs });
     }
   }
   return out;

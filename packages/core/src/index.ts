@@ -5,4 +5,5 @@ export * from './assert.js';
 export * as saga from './saga/machine.js';
 export * from './token-bucket.js';
 export * from './breaker.js';
-export * as mesh from './mesh/types.js';
+export * as mesh from './mesh/index.js';
+export * from './histogram.js';

@@ -23,9 +23,22 @@ export function statusForCode(code: number): CheckStatus {
 export class HttpCheckRunner {
   private readonly timers = new Map<string, { timer: NodeJS.Timeout; key: string }>();
   private readonly agent = new Agent({ connections: 2, keepAliveTimeout: 30_000, connect: { timeout: 2000 } });
+  /** For https checks: mutual TLS with the control plane's own workload certificate. */
+  private tlsAgent: Agent | null = null;
   private closed = false;
 
   constructor(private readonly onResult: (checkId: string, result: CheckResult) => void) {}
+
+  /** Installs (or rotates) the client certificate used for https checks. */
+  setTls(material: { keyPem: string; certPem: string; caPem: string }): void {
+    const old = this.tlsAgent;
+    this.tlsAgent = new Agent({
+      connections: 2,
+      keepAliveTimeout: 30_000,
+      connect: { timeout: 2000, key: material.keyPem, cert: material.certPem, ca: material.caPem, checkServerIdentity: () => undefined },
+    });
+    if (old) void old.close().catch(() => {});
+  }
 
   /** Starts timers for new checks and stops those of checks no longer present. */
   sync(checks: readonly CheckState[]): void {
@@ -51,7 +64,8 @@ export class HttpCheckRunner {
   /** Runs a check at once (after a control-plane restart, for example). */
   private schedule(c: CheckState, key: string, delayMs: number): void {
     const timer = setTimeout(async () => {
-      const result = await runHttpCheck(c, this.agent);
+      const https = c.http?.startsWith('https:') ?? false;
+      const result = https && !this.tlsAgent ? { status: 'critical' as const, output: 'https check without a client certificate' } : await runHttpCheck(c, https ? (this.tlsAgent as Agent) : this.agent);
       const cur = this.timers.get(c.checkId);
       if (this.closed || !cur || cur.key !== key) return;
       this.onResult(c.checkId, result);
@@ -66,6 +80,7 @@ export class HttpCheckRunner {
     for (const t of this.timers.values()) clearTimeout(t.timer);
     this.timers.clear();
     void this.agent.close().catch(() => {});
+    void this.tlsAgent?.close().catch(() => {});
   }
 }
 

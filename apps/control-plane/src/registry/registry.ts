@@ -11,7 +11,7 @@ const MAX_WAITERS = 10_000;
 
 export class Registry {
   readonly catalog = new Catalog();
-  private readonly runner: HttpCheckRunner;
+  readonly runner: HttpCheckRunner;
   private readonly file: SnapshotFile | null;
   private readonly waiters = new Map<string, Set<() => void>>();
   private waiterCount = 0;

@@ -101,9 +101,10 @@ function blockingParams(q: Record<string, unknown>): { index: number; waitMs: nu
   return { index, waitMs };
 }
 
-function abortOnClose(req: FastifyRequest): AbortSignal {
+/** Aborts when the response ends or the client goes away (one listener per request, not per socket). */
+function abortOnClose(reply: FastifyReply): AbortSignal {
   const ac = new AbortController();
-  req.raw.socket.once('close', () => ac.abort());
+  reply.raw.once('close', () => ac.abort());
   return ac.signal;
 }
 
@@ -154,7 +155,7 @@ export function registryRoutes(app: FastifyInstance, registry: Registry): void {
 
   app.get<{ Params: { name: string }; Querystring: Record<string, string> }>('/v1/health/service/:name', async (req, reply) => {
     const { index, waitMs } = blockingParams(req.query);
-    await registry.waitFor(req.params.name, index, waitMs, abortOnClose(req));
+    await registry.waitFor(req.params.name, index, waitMs, abortOnClose(reply));
     const passing = flag(req.query.passing);
     const tag = req.query.tag;
     const out = [];
@@ -168,7 +169,7 @@ export function registryRoutes(app: FastifyInstance, registry: Registry): void {
 
   app.get<{ Params: { name: string }; Querystring: Record<string, string> }>('/v1/catalog/service/:name', async (req, reply) => {
     const { index, waitMs } = blockingParams(req.query);
-    await registry.waitFor(req.params.name, index, waitMs, abortOnClose(req));
+    await registry.waitFor(req.params.name, index, waitMs, abortOnClose(reply));
     const out = cat.instancesOf(req.params.name).map((s) => ({
       ...nodeJson(cat.index),
       ServiceID: s.id,

@@ -14,6 +14,9 @@ import { type CallOptions, type MeshClient, isTransientStatus } from '../mesh/cl
 import type { Faults } from '../service-kit/faults.js';
 import type { Logger } from '../service-kit/logger.js';
 import type { Store } from '../store/store.js';
+import { SpanKind, trace } from '@opentelemetry/api';
+import type { Metrics } from '../telemetry/metrics.js';
+import { SpanStatusCode, type Telemetry } from '../telemetry/tracing.js';
 import type { SagaTables } from './schema.js';
 
 type SagaState = machine.SagaState;
@@ -90,6 +93,8 @@ export interface RuntimeOptions {
   recoverEveryMs?: number;
   maxActive?: number;
   defaultStepTimeoutMs?: number;
+  telemetry?: Telemetry;
+  metrics?: Metrics;
   /** Called after a saga reaches a terminal (or operator) state in this process. */
   onSettled?: (summary: { id: string; type: string; status: machine.SagaStatus }) => void;
 }
@@ -98,6 +103,12 @@ const ACTIVE = ['RUNNING', 'COMPENSATING'] as const;
 const MAX_DETAIL_CHARS = 2000;
 
 class LostOwnership extends Error {}
+
+type SagaEventInput = Omit<SagaTables['saga_events'], 'saga_id' | 'at' | 'id'>;
+
+function startedEvent(cmd: { name: string; phase: machine.Phase; attempt: number }): SagaEventInput {
+  return { step: cmd.name, phase: cmd.phase, event: 'started', attempt: cmd.attempt, detail: null };
+}
 
 interface Registered {
   type: SagaType<any>;
@@ -145,6 +156,9 @@ export class SagaRuntime {
     if (!this.types.has(type)) throw new Error(`unknown saga type ${type}`);
     const s = machine.initialState();
     const now = this.iso();
+    // The trace of the request that starts the saga, so a resumed saga continues it.
+    const t = this.opts.telemetry;
+    if (t?.enabled) data = { ...(data as object), __trace: t.inject(t.active(), {}) };
     await (trx as Kysely<SagaTables>)
       .insertInto('sagas')
       .values({
@@ -272,15 +286,47 @@ export class SagaRuntime {
   private async drive(id: string): Promise<void> {
     const row = await this.db.selectFrom('sagas').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row) throw new Error(`saga ${id} not found`);
+    const t = this.opts.telemetry;
+    if (t?.enabled && !trace.getSpanContext(t.active())) {
+      // Resumed by recovery: continue the trace of the request that started it.
+      const carrier = (JSON.parse(row.data) as { __trace?: Record<string, string> }).__trace;
+      if (carrier) return t.with(t.extract(carrier), () => this.loop(row));
+    }
+    return this.loop(row);
+  }
+
+  private async loop(row: SagaTables['sagas']): Promise<void> {
+    const id = row.id;
     const reg = this.types.get(row.type);
     if (!reg) throw new Error(`saga ${id} has unknown type ${row.type}`);
+    const tel = this.opts.telemetry;
     let state = toState(row);
     let data = JSON.parse(row.data) as Record<string, unknown>;
     const random = this.opts.random ?? Math.random;
+    /** True when `state` already counts the attempt about to run (persisted with the last write). */
+    let begun = false;
+
+    /**
+     * Records a step's outcome. When the next step can start at once, its attempt is counted
+     * in the same write (one write per step instead of two).
+     */
+    const record = async (db: Kysely<SagaTables>, t: machine.Transition, event: SagaEventInput): Promise<void> => {
+      const nextCmd = machine.next(reg.def, id, t.state);
+      if (nextCmd.type === 'execute' && t.delayMs === 0 && !this.closing) {
+        state = machine.begin(t.state);
+        await this.persist(db, id, state, data, [event, startedEvent(nextCmd)]);
+        begun = true;
+      } else {
+        state = t.state;
+        await this.persist(db, id, state, data, [event]);
+        begun = false;
+      }
+    };
 
     for (;;) {
       const cmd = machine.next(reg.def, id, state);
       if (cmd.type !== 'execute') {
+        this.opts.metrics?.sagas.inc({ type: row.type, status: state.status });
         this.opts.onSettled?.({ id, type: row.type, status: state.status });
         return;
       }
@@ -288,8 +334,11 @@ export class SagaRuntime {
       const handlers = reg.type.steps[cmd.step]!;
       const compensating = cmd.phase === 'compensate';
       const point = `${compensating ? 'undo:' : ''}${cmd.name}`;
-      state = machine.begin(state);
-      await this.persist(this.db, id, state, data, { step: cmd.name, phase: cmd.phase, event: 'started', attempt: cmd.attempt, detail: null });
+      if (!begun) {
+        state = machine.begin(state);
+        await this.persist(this.db, id, state, data, [startedEvent(cmd)]);
+        begun = true;
+      }
       this.opts.faults?.point(`before:${point}`);
 
       const ctx: StepContext<any> = {
@@ -300,47 +349,55 @@ export class SagaRuntime {
         failure: state.failure,
         signal: AbortSignal.timeout(handlers.timeoutMs ?? this.opts.defaultStepTimeoutMs ?? 5000),
       };
-      const isLocal = compensating ? Boolean(handlers.undoLocal) : Boolean(handlers.local);
-      let transition: machine.Transition | null = null;
-      let outcome: Outcome;
-      if (isLocal) {
-        try {
-          await this.opts.store.tx(async (trx) => {
-            const patch = compensating ? await handlers.undoLocal!(trx, ctx) : await handlers.local!(trx, ctx);
-            const nextData = patch ? { ...data, ...patch } : data;
-            const t = machine.apply(reg.def, state, { type: 'ok' }, random);
-            await this.persist(trx as Kysely<SagaTables>, id, t.state, nextData, { step: cmd.name, phase: cmd.phase, event: 'succeeded', attempt: cmd.attempt, detail: null });
-            transition = t;
-            data = nextData;
-          });
-          outcome = { type: 'ok' };
-        } catch (err) {
-          if (err instanceof LostOwnership) throw err;
-          transition = null;
-          outcome = toOutcome(err);
+      const attemptState = state;
+      // Assigned inside runStep (a closure), hence the widening casts.
+      let outcome = { type: 'ok' } as Outcome;
+      let recorded = false as boolean;
+      const runStep = async (): Promise<void> => {
+        if (compensating ? handlers.undoLocal : handlers.local) {
+          try {
+            await this.opts.store.tx(async (trx) => {
+              const patch = compensating ? await handlers.undoLocal!(trx, ctx) : await handlers.local!(trx, ctx);
+              if (patch) data = { ...data, ...patch };
+              const t = machine.apply(reg.def, attemptState, { type: 'ok' }, random);
+              await record(trx as Kysely<SagaTables>, t, { step: cmd.name, phase: cmd.phase, event: 'succeeded', attempt: cmd.attempt, detail: null });
+            });
+            recorded = true;
+          } catch (err) {
+            if (err instanceof LostOwnership) throw err;
+            state = attemptState; // the transaction rolled back
+            outcome = toOutcome(err);
+          }
+          return;
         }
-      } else {
         try {
           const patch = await withTimeout(compensating ? handlers.undo!(ctx) : handlers.run!(ctx), ctx.signal, cmd.name);
           if (patch) data = { ...data, ...patch };
-          outcome = { type: 'ok' };
         } catch (err) {
           outcome = toOutcome(err);
         }
-      }
+      };
+      if (tel?.enabled) {
+        await tel.inSpan(`saga ${row.type} ${compensating ? 'undo ' : ''}${cmd.name}`, SpanKind.INTERNAL, async (span) => {
+          await runStep();
+          span.setAttribute('saga.id', id);
+          span.setAttribute('saga.attempt', cmd.attempt);
+          span.setAttribute('saga.outcome', outcome.type);
+          if (outcome.type !== 'ok') span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.error.slice(0, 200) });
+        });
+      } else await runStep();
       this.opts.faults?.point(`after:${point}`);
 
-      if (!transition) {
-        const t = machine.apply(reg.def, state, outcome, random);
+      let delayMs = 0;
+      if (!recorded) {
+        const t = machine.apply(reg.def, attemptState, outcome, random);
         const event = outcome.type === 'ok' ? 'succeeded' : outcome.type === 'business' ? 'refused' : 'failed';
-        await this.persist(this.db, id, t.state, data, { step: cmd.name, phase: cmd.phase, event, attempt: cmd.attempt, detail: outcome.type === 'ok' ? null : outcome.error });
-        transition = t;
+        await record(this.db, t, { step: cmd.name, phase: cmd.phase, event, attempt: cmd.attempt, detail: outcome.type === 'ok' ? null : outcome.error });
+        delayMs = t.delayMs;
         if (outcome.type !== 'ok') this.opts.log.debug({ sagaId: id, step: cmd.name, phase: cmd.phase, outcome }, 'saga step did not succeed');
       }
-      const t: machine.Transition = transition;
-      if (t.state.status === 'NEEDS_ATTENTION') this.opts.log.warn({ sagaId: id, type: row.type, step: cmd.name, error: t.state.lastError }, 'saga needs attention');
-      state = t.state;
-      if (t.delayMs > 0) await this.sleep(t.delayMs);
+      if (state.status === 'NEEDS_ATTENTION') this.opts.log.warn({ sagaId: id, type: row.type, step: cmd.name, error: state.lastError }, 'saga needs attention');
+      if (delayMs > 0) await this.sleep(delayMs);
     }
   }
 
@@ -349,7 +406,7 @@ export class SagaRuntime {
     id: string,
     s: SagaState,
     data: unknown,
-    event: Omit<SagaTables['saga_events'], 'saga_id' | 'at' | 'id'>,
+    events: SagaEventInput[],
   ): Promise<void> {
     const at = this.iso();
     const r = await db
@@ -371,7 +428,7 @@ export class SagaRuntime {
     if (Number(r.numUpdatedRows) !== 1) throw new LostOwnership(`saga ${id} is owned by another instance now`);
     await db
       .insertInto('saga_events')
-      .values({ saga_id: id, ...event, detail: event.detail ? event.detail.slice(0, MAX_DETAIL_CHARS) : null, at })
+      .values(events.map((e) => ({ saga_id: id, ...e, detail: e.detail ? e.detail.slice(0, MAX_DETAIL_CHARS) : null, at })))
       .execute();
   }
 

@@ -6,9 +6,18 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { createServer as createHttpServer } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import FindMyWay from 'find-my-way';
 import { MeshClient } from '../mesh/client.js';
+import { MeshConfigClient } from '../mesh/config-client.js';
+import { type WorkloadIdentity, WorkloadIdentity as Identity, httpIssuer } from '../tls/identity.js';
+import { InboundListener } from '../tls/inbound.js';
+import { peerPrincipal } from '../tls/inbound.js';
+import { mesh as meshcore } from '@concord/core';
+import { Metrics, serviceFqdn } from '../telemetry/metrics.js';
+import { SAMPLERS, SpanStatusCode, Telemetry, type TraceContext, type Span, idsOf } from '../telemetry/tracing.js';
+import { SpanKind } from '@opentelemetry/api';
 import { RegistryClient, type Registration } from '../registry-client/client.js';
 import { Faults } from './faults.js';
 import {
@@ -47,7 +56,24 @@ export const kitSchema = {
   bodyLimitBytes: intVar('CONCORD_BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),
   register: boolVar('CONCORD_REGISTER', true),
   testFaults: boolVar('CONCORD_TEST_FAULTS', false),
+  /** Proves this process may hold its service's identity (the supervisor sets it). */
+  caToken: stringVar('CONCORD_CA_TOKEN', '', /^[0-9a-f]{64}$/, '64 hexadecimal characters (set by the supervisor)'),
+  tracing: boolVar('CONCORD_TRACING', true),
+  sampler: enumVar('OTEL_TRACES_SAMPLER', 'parentbased_always_on', SAMPLERS),
 };
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The request's server span and its context: pass `trace.ctx` to outbound calls. */
+    trace?: { span: Span; ctx: TraceContext; startNs: bigint };
+    /** The caller's deadline (epoch ms) from x-concord-timeout-ms: pass it to outbound calls. */
+    deadlineMs?: number;
+  }
+}
+
+/** Paths that are neither traced nor counted as traffic (probes and scrapes). */
+const UNTRACED = new Set(['/health/live', '/health/ready', '/metrics']);
+const SOURCE_WORKLOAD = /^[a-z][a-z0-9-]{0,62}$/;
 export type KitConfig = ConfigOf<typeof kitSchema>;
 
 export interface ServiceContext<C> {
@@ -66,10 +92,20 @@ export interface ServiceContext<C> {
   readonly mesh: MeshClient;
   /** Test-only crash points (see faults.ts). */
   readonly faults: Faults;
+  /** This workload's mTLS identity, or null when it runs without one. */
+  readonly identity: WorkloadIdentity | null;
+  /** The mesh configuration pushed by the control plane (null for the control plane itself). */
+  readonly meshConfig: MeshConfigClient | null;
+  /** Workload labels, as Istio selectors see them: app and version. */
+  readonly labels: Record<string, string>;
+  readonly telemetry: Telemetry;
+  readonly metrics: Metrics;
   /** Where this instance keeps its files: `<data dir>/<service>`. */
   readonly dataDir: string;
   /** Runs at shutdown after in-flight requests finish, in reverse order of registration. */
   onClose(fn: () => Promise<void> | void): void;
+  /** Runs when shutdown begins, before in-flight requests are awaited: long-lived streams end here. */
+  onDrain(fn: () => void): void;
   /** Extra metadata published in the registry (Meta). */
   meta: Record<string, string>;
 }
@@ -82,12 +118,16 @@ export interface ServiceDefinition<S extends Schema> {
   portEnv?: string;
   /** False for a process that must not register over HTTP (the control plane itself). */
   register?: boolean;
+  /** False for a process that must not export spans (the trace store itself). */
+  tracing?: boolean;
   /** Services this one calls; their passing instances are watched. */
   dependsOn?: string[];
   /** Registers routes, opens stores; runs before listening. */
   setup(ctx: ServiceContext<ConfigOf<S>>): Promise<void> | void;
   /** Runs after the server listens (and before registration). */
   afterListen?(ctx: ServiceContext<ConfigOf<S>>, port: number): Promise<void> | void;
+  /** The identity provider of a process that is its own CA (the control plane). */
+  identity?(ctx: { log: Logger; dataDir: string; config: ConfigOf<S> }): Promise<WorkloadIdentity | null>;
 }
 
 export interface RunningService<C> {
@@ -108,12 +148,30 @@ export function resolveKitConfig(name: string, env: NodeJS.ProcessEnv, portEnv?:
   return kit;
 }
 
+export interface KitState {
+  ready: boolean;
+  draining: boolean;
+  startedAtMs: number;
+  /** HTTP requests being answered now. */
+  inFlight: number;
+  idleWaiters: Array<() => void>;
+}
+
 /** Builds the Fastify app with Concord's conventions; exported for tests of routes alone. */
-export function buildApp(opts: { log: Logger; servedBy: string; bodyLimitBytes: number }): {
+export function buildApp(opts: {
+  log: Logger;
+  servedBy: string;
+  bodyLimitBytes: number;
+  telemetry?: Telemetry;
+  metrics?: Metrics;
+  workload?: { name: string; version: string };
+  /** Inbound AuthorizationPolicy: null to allow, else why the request is denied. */
+  authorize?: (req: { principal: string | null; method: string; path: string }) => string | null;
+}): {
   app: FastifyInstance;
-  state: { ready: boolean; draining: boolean; startedAtMs: number };
+  state: KitState;
 } {
-  const state = { ready: false, draining: false, startedAtMs: Date.now() };
+  const state: KitState = { ready: false, draining: false, startedAtMs: Date.now(), inFlight: 0, idleWaiters: [] };
   const app = Fastify({
     loggerInstance: opts.log as unknown as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
@@ -121,9 +179,19 @@ export function buildApp(opts: { log: Logger; servedBy: string; bodyLimitBytes: 
     genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
-    keepAliveTimeout: 65_000,
-    connectionTimeout: 0,
-    requestTimeout: 120_000,
+    // The HTTP server never listens itself: the inbound listener (tls/inbound.ts) accepts
+    // connections, sorts TLS from plaintext, and hands them over.
+    serverFactory: (handler) => {
+      const server = createHttpServer({ keepAliveTimeout: 65_000, requestTimeout: 120_000, headersTimeout: 60_000, maxHeaderSize: 16_384 }, handler);
+      server.on('request', (_req, res) => {
+        state.inFlight++;
+        res.once('close', () => {
+          state.inFlight--;
+          if (state.inFlight === 0) for (const fn of state.idleWaiters.splice(0)) fn();
+        });
+      });
+      return server;
+    },
     routerOptions: { ignoreTrailingSlash: false, caseSensitive: true, maxParamLength: 200 },
     ajv: undefined,
   }) as unknown as FastifyInstance;
@@ -148,9 +216,81 @@ export function buildApp(opts: { log: Logger; servedBy: string; bodyLimitBytes: 
     }
   });
 
+  const { telemetry, metrics, workload, authorize } = opts;
   app.addHook('onRequest', (req, reply, done) => {
     reply.header('x-request-id', req.id);
     reply.header('x-served-by', opts.servedBy);
+    const path = req.url.split('?')[0] as string;
+    // The caller's remaining deadline: no work for a request that is already late.
+    const deadline = meshcore.inboundDeadline(req.headers[meshcore.TIMEOUT_HEADER], Date.now());
+    if (!deadline.ok) {
+      done(new HttpError(400, 'bad-deadline', deadline.error, { errors: [{ path: `/headers/${meshcore.TIMEOUT_HEADER}`, message: deadline.error }] }));
+      return;
+    }
+    if (deadline.deadlineMs <= Date.now()) {
+      done(new HttpError(504, 'deadline-exceeded', 'the caller\'s deadline passed before this request started'));
+      return;
+    }
+    if (Number.isFinite(deadline.deadlineMs)) req.deadlineMs = deadline.deadlineMs;
+    // Probes and scrapes stay reachable whatever the policy (Istio serves them outside it too).
+    if (authorize && !UNTRACED.has(path)) {
+      const denied = authorize({ principal: peerPrincipal(req.raw.socket), method: req.method, path });
+      if (denied) {
+        done(new HttpError(403, 'rbac-denied', `RBAC: access denied (${denied})`));
+        return;
+      }
+    }
+    if (telemetry && !UNTRACED.has(path)) {
+      const parent = telemetry.extract(req.headers);
+      const route = req.routeOptions.url ?? 'unmatched';
+      const { span, ctx } = telemetry.start(`${req.method} ${route}`, parent, SpanKind.SERVER, {
+        'http.request.method': req.method,
+        'http.route': route,
+        'url.path': req.url.split('?')[0] as string,
+        'concord.request_id': req.id,
+      });
+      req.trace = { span, ctx, startNs: process.hrtime.bigint() };
+      const tp = telemetry.traceparent(ctx);
+      if (tp) reply.header('traceparent', tp);
+      const ids = idsOf(ctx);
+      if (ids) req.log = req.log.child(ids);
+      // The rest of the request (handler, outbound calls, transactions) runs with this span active.
+      telemetry.with(ctx, done);
+      return;
+    }
+    done();
+  });
+  app.addHook('onResponse', (req, reply, done) => {
+    const t = req.trace;
+    if (t) {
+      const code = reply.statusCode;
+      t.span.setAttribute('http.response.status_code', code);
+      if (code >= 500) t.span.setStatus({ code: SpanStatusCode.ERROR });
+      t.span.end();
+      if (metrics && workload) {
+        const principal = peerPrincipal(req.raw.socket);
+        const claimed = req.headers['x-concord-source-workload'];
+        const source = principal ? (principal.split('/').pop() ?? 'unknown') : typeof claimed === 'string' && SOURCE_WORKLOAD.test(claimed) ? claimed : 'unknown';
+        metrics.observeRequest(
+          {
+            reporter: 'destination',
+            source_workload: source,
+            source_version: 'unknown',
+            source_principal: principal ? `spiffe://${principal}` : 'unknown',
+            destination_workload: workload.name,
+            destination_service: serviceFqdn(workload.name),
+            destination_service_name: workload.name,
+            destination_version: workload.version,
+            destination_principal: 'unknown',
+            request_protocol: 'http',
+            response_code: String(code),
+            response_flags: '-',
+            connection_security_policy: principal ? 'mutual_tls' : 'none',
+          },
+          Number(process.hrtime.bigint() - t.startNs) / 1e6,
+        );
+      }
+    }
     done();
   });
   // While draining, every answer closes its connection, so keep-alive clients let go and
@@ -180,6 +320,12 @@ export function buildApp(opts: { log: Logger; servedBy: string; bodyLimitBytes: 
     sendProblem(reply, p, err instanceof HttpError ? err.headers : {});
   });
 
+  if (metrics) {
+    app.get('/metrics', async (_req, reply) => {
+      reply.type(metrics.registry.contentType);
+      return metrics.registry.metrics();
+    });
+  }
   app.get('/health/live', async () => ({
     status: 'ok',
     pid: process.pid,
@@ -251,14 +397,46 @@ export async function startService<S extends Schema>(def: ServiceDefinition<S>, 
   }
   const log = createLogger({ service: def.name, instance: kit.instanceId, version: kit.version }, kit.logLevel);
   const servedBy = `${def.name}@${kit.version}#${kit.instanceId}`;
-  const { app, state } = buildApp({ log, servedBy, bodyLimitBytes: kit.bodyLimitBytes });
+  const telemetry = new Telemetry({ service: def.name, version: kit.version, instanceId: kit.instanceId, controlUrl: controlUrlOf(kit), env, log, enabled: kit.tracing && def.tracing !== false });
+  const metrics = new Metrics({ service: def.name, version: kit.version, instance: kit.instanceId });
+  const labels = { app: def.name, version: kit.version };
+  // Filled in below; the app needs the policy hook before the mesh config client exists.
+  let meshConfig: MeshConfigClient | null = null;
+  const { app, state } = buildApp({
+    log,
+    servedBy,
+    bodyLimitBytes: kit.bodyLimitBytes,
+    telemetry,
+    metrics,
+    workload: { name: def.name, version: kit.version },
+    authorize: (r) => {
+      if (!meshConfig) return null;
+      const d = meshcore.authorize(meshConfig.config.authorizationPolicies, labels, r);
+      return d.allowed ? null : d.reason;
+    },
+  });
   const dataDir = resolve(kit.dataDir, def.name);
   mkdirSync(dataDir, { recursive: true });
   const closers: Array<() => Promise<void> | void> = [];
+  const drainers: Array<() => void> = [];
   const registry = kit.register && def.register !== false ? new RegistryClient({ controlUrl: controlUrlOf(kit), log }) : null;
   let mesh: MeshClient | null = null;
   const faults = new Faults(kit.testFaults, log);
   faults.routes(app);
+  const controlUrl = controlUrlOf(kit);
+  let identity: WorkloadIdentity | null = null;
+  if (def.identity) identity = await def.identity({ log, dataDir, config });
+  else if (kit.caToken) {
+    identity = new Identity(httpIssuer(controlUrl, def.name, kit.caToken), log);
+    await identity.start();
+    closers.push(() => identity?.close());
+  }
+  meshConfig = registry ? new MeshConfigClient({ controlUrl, instanceId: kit.instanceId, log }) : null;
+  const configClient = meshConfig;
+  if (configClient) {
+    configClient.start();
+    closers.push(() => configClient.close());
+  }
   const ctx: ServiceContext<ConfigOf<S>> = {
     name: def.name,
     version: kit.version,
@@ -272,24 +450,34 @@ export async function startService<S extends Schema>(def: ServiceDefinition<S>, 
     get mesh(): MeshClient {
       if (!registry) throw new Error(`${def.name} has no registry, so it cannot call other services`);
       if (!mesh) {
-        mesh = new MeshClient({ registry, log, source: servedBy });
+        mesh = new MeshClient({ registry, log, source: servedBy, identity, config: configClient, service: def.name, version: kit.version, telemetry, metrics });
         closers.unshift(() => mesh?.close());
       }
       return mesh;
     },
     faults,
+    identity,
+    meshConfig: configClient,
+    labels,
+    telemetry,
+    metrics,
     dataDir,
     meta: {},
     onClose: (fn) => closers.push(fn),
+    onDrain: (fn) => drainers.push(fn),
   };
   for (const dep of def.dependsOn ?? []) registry?.watch(dep);
 
   await def.setup(ctx);
-  await app.listen({ host: kit.host, port: kit.port });
-  const addr = app.server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : kit.port;
-  const url = `http://${kit.host.includes(':') ? `[${kit.host}]` : kit.host}:${port}`;
+  await app.ready();
+  const inbound = new InboundListener(app.server, identity, {
+    mode: () => (configClient ? meshcore.peerAuthenticationMode(configClient.config.peerAuthentications, labels).mode : 'PERMISSIVE'),
+  });
+  const port = await inbound.listen(kit.port, kit.host);
+  const host = kit.host.includes(':') ? `[${kit.host}]` : kit.host;
+  const url = `http://${host}:${port}`;
   await def.afterListen?.(ctx, port);
+  if (configClient) await configClient.ready(2000);
   state.ready = true;
 
   const registration: Registration = {
@@ -298,11 +486,18 @@ export async function startService<S extends Schema>(def: ServiceDefinition<S>, 
     Address: kit.host,
     Port: port,
     Tags: [kit.version],
-    Meta: { version: kit.version, pid: String(process.pid), startedAt: new Date(state.startedAtMs).toISOString(), ...ctx.meta },
+    Meta: {
+      version: kit.version,
+      pid: String(process.pid),
+      startedAt: new Date(state.startedAtMs).toISOString(),
+      ...(identity ? { mtls: '1' } : {}),
+      ...ctx.meta,
+    },
     Check: {
       CheckID: `service:${kit.instanceId}`,
       Name: `${def.name} ready`,
-      HTTP: `${url}/health/ready`,
+      // With an identity the check speaks mTLS too, so it keeps working under STRICT.
+      HTTP: `${identity ? 'https' : 'http'}://${host}:${port}/health/ready`,
       Interval: `${kit.checkIntervalMs}ms`,
       Timeout: `${kit.checkTimeoutMs}ms`,
       DeregisterCriticalServiceAfter: `${kit.deregisterAfterMs}ms`,
@@ -312,7 +507,7 @@ export async function startService<S extends Schema>(def: ServiceDefinition<S>, 
     },
   };
   if (registry) await registry.registerSelf(registration);
-  log.info({ url, port }, `${def.name} listening`);
+  log.info({ url, port, mtls: identity !== null }, `${def.name} listening`);
 
   let stopping: Promise<void> | null = null;
   const stop = (reason = 'stop'): Promise<void> => {
@@ -320,18 +515,25 @@ export async function startService<S extends Schema>(def: ServiceDefinition<S>, 
     stopping = (async () => {
       log.info({ reason }, 'shutting down');
       state.draining = true;
+      for (const fn of drainers) {
+        try {
+          fn();
+        } catch (err) {
+          log.error({ err }, 'drain hook failed');
+        }
+      }
       // Leave the registry first so callers stop picking this instance, then stop accepting
       // and let in-flight requests finish, up to the bound.
       if (registry) await registry.deregisterSelf(1000).catch((err) => log.warn({ err }, 'deregister failed'));
-      const closed = app.close();
-      const timedOut = await Promise.race([
-        closed.then(() => false),
-        new Promise<boolean>((r) => setTimeout(() => r(true), kit.shutdownTimeoutMs).unref()),
+      inbound.close();
+      app.server.closeIdleConnections();
+      const drained = await Promise.race([
+        state.inFlight === 0 ? Promise.resolve(true) : new Promise<boolean>((r) => state.idleWaiters.push(() => r(true))),
+        new Promise<boolean>((r) => setTimeout(() => r(false), kit.shutdownTimeoutMs).unref()),
       ]);
-      if (timedOut) {
-        log.warn({ shutdownTimeoutMs: kit.shutdownTimeoutMs }, 'in-flight requests still running at the shutdown bound; closing connections');
-        app.server.closeAllConnections();
-      }
+      if (!drained) log.warn({ shutdownTimeoutMs: kit.shutdownTimeoutMs, inFlight: state.inFlight }, 'requests still running at the shutdown bound; closing their connections');
+      app.server.closeAllConnections();
+      await app.close();
       for (const fn of closers.reverse()) {
         try {
           await fn();
@@ -340,6 +542,7 @@ export async function startService<S extends Schema>(def: ServiceDefinition<S>, 
         }
       }
       registry?.close();
+      await telemetry.shutdown();
       log.info('stopped');
     })();
     return stopping;

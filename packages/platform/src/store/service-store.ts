@@ -12,7 +12,7 @@ const storeSchema = {
 export async function openServiceStore<DB>(ctx: ServiceContext<unknown>, migrations: readonly Migration[]): Promise<Store<DB>> {
   const cfg = loadConfig(storeSchema);
   const url = cfg.url || `sqlite:${join(ctx.dataDir, `${ctx.name}.db`)}`;
-  const store = await Store.open<DB>({ url, log: ctx.log, sqliteSync: cfg.sqliteSync });
+  const store = await Store.open<DB>({ url, log: ctx.log, sqliteSync: cfg.sqliteSync, telemetry: ctx.telemetry });
   ctx.onClose(() => store.close());
   await store.migrate(migrations);
   return store;

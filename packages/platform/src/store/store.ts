@@ -6,13 +6,13 @@
  * `synchronous=NORMAL` in WAL mode keeps every committed transaction across a process crash
  * (kill -9); `CONCORD_SQLITE_SYNC=FULL` also survives power loss, at a cost per commit.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { type Dialect, Kysely, MysqlDialect, PostgresDialect, SqliteDialect, type Transaction, sql } from 'kysely';
-import { invariant } from '@concord/core';
+import { SpanKind } from '@opentelemetry/api';
 import type { Logger } from '../service-kit/logger.js';
+import type { Telemetry } from '../telemetry/tracing.js';
 
 export type DialectName = 'sqlite' | 'postgres' | 'mysql';
 
@@ -23,6 +23,8 @@ export interface StoreOptions {
   sqliteSync?: 'NORMAL' | 'FULL';
   /** Max connections for server databases. */
   poolSize?: number;
+  /** When set, every transaction is a span. */
+  telemetry?: Telemetry;
 }
 
 export interface Migration {
@@ -32,19 +34,17 @@ export interface Migration {
 }
 
 export class Store<DB> {
-  /** Marks code running inside one of this store's transactions (to catch self-deadlocks). */
-  private readonly inTx = new AsyncLocalStorage<true>();
-
   private constructor(
     readonly db: Kysely<DB>,
     readonly dialect: DialectName,
     private readonly log: Logger,
+    private readonly telemetry?: Telemetry,
   ) {}
 
   static async open<DB>(opts: StoreOptions): Promise<Store<DB>> {
     const { dialect, name } = makeDialect(opts);
     const db = new Kysely<DB>({ dialect });
-    const store = new Store<DB>(db, name, opts.log);
+    const store = new Store<DB>(db, name, opts.log, opts.telemetry);
     await sql`select 1`.execute(db);
     return store;
   }
@@ -54,10 +54,16 @@ export class Store<DB> {
    * for its whole duration.
    */
   async tx<T>(fn: (trx: Kysely<DB>) => Promise<T>): Promise<T> {
-    // A transaction opened inside another would wait for the connection the outer one holds.
-    invariant(!this.inTx.getStore(), 'Store.tx called inside a transaction of the same store (it would deadlock); pass the outer trx down instead');
-    if (this.dialect !== 'sqlite') return this.db.transaction().execute((trx: Transaction<DB>) => this.inTx.run(true, () => fn(trx)));
-    return this.db.connection().execute((conn) => this.inTx.run(true, async () => {
+    if (this.telemetry?.enabled) return this.telemetry.inSpan('db.transaction', SpanKind.INTERNAL, () => this.rawTx(fn), { 'db.system': this.dialect });
+    return this.rawTx(fn);
+  }
+
+  private async rawTx<T>(fn: (trx: Kysely<DB>) => Promise<T>): Promise<T> {
+    // Beware: a transaction (or any use of `db`) inside `fn` waits for the connection this one
+    // holds and never gets it. Pass `trx` down instead. (AsyncLocalStorage could detect it,
+    // at a cost on every promise in the process.)
+    if (this.dialect !== 'sqlite') return this.db.transaction().execute((trx: Transaction<DB>) => fn(trx));
+    return this.db.connection().execute(async (conn) => {
       await sql`begin immediate`.execute(conn);
       try {
         const result = await fn(conn);
@@ -71,7 +77,7 @@ export class Store<DB> {
         }
         throw err;
       }
-    }));
+    });
   }
 
   /** Applies pending migrations in version order, each in its own transaction. */
@@ -120,7 +126,7 @@ function makeDialect(opts: StoreOptions): { dialect: Dialect; name: DialectName 
     database.pragma(`synchronous = ${opts.sqliteSync ?? 'NORMAL'}`);
     database.pragma('foreign_keys = ON');
     database.pragma('busy_timeout = 5000');
-    return { dialect: new SqliteDialect({ database }), name: 'sqlite' };
+    return { dialect: new SqliteDialect({ database: withStatementCache(database) }), name: 'sqlite' };
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
     // Loaded lazily so the embedded profile never needs the driver at runtime.
@@ -133,6 +139,35 @@ function makeDialect(opts: StoreOptions): { dialect: Dialect; name: DialectName 
     };
   }
   throw new Error(`unsupported database URL "${url}": use sqlite:<path>, postgres://… or mysql://…`);
+}
+
+const MAX_CACHED_STATEMENTS = 500;
+
+/**
+ * Kysely prepares every query anew; SQLite parsing and planning then dominates small queries.
+ * Queries compiled from the same builder produce the same SQL text, so prepared statements are
+ * cached by text (better-sqlite3 statements are synchronous, so reuse is safe).
+ */
+function withStatementCache(db: Database.Database): Database.Database {
+  const cache = new Map<string, Database.Statement>();
+  const prepare = db.prepare.bind(db);
+  return new Proxy(db, {
+    get(target, prop, receiver) {
+      if (prop === 'prepare') {
+        return (source: string) => {
+          let stmt = cache.get(source);
+          if (!stmt) {
+            stmt = prepare(source);
+            if (cache.size >= MAX_CACHED_STATEMENTS) cache.delete(cache.keys().next().value as string);
+            cache.set(source, stmt);
+          }
+          return stmt;
+        };
+      }
+      const v = Reflect.get(target, prop, receiver);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
 }
 
 export function isUniqueViolation(err: unknown): boolean {

@@ -1,0 +1,44 @@
+/** Strict `--name value` / `--name=value` / `--flag` parsing with named errors. */
+import { parseDuration } from '@concord/core';
+
+export class ArgError extends Error {
+  override name = 'ArgError';
+}
+
+export type ArgSpec = Record<string, { kind: 'int' | 'duration' | 'string' | 'flag'; default?: number | string | boolean; min?: number; max?: number; help: string }>;
+
+export function parseArgs<S extends ArgSpec>(argv: string[], spec: S): { [K in keyof S]: S[K]['kind'] extends 'flag' ? boolean : S[K]['kind'] extends 'string' ? string : number } {
+  const out: Record<string, unknown> = {};
+  for (const [k, s] of Object.entries(spec)) out[k] = s.default ?? (s.kind === 'flag' ? false : s.kind === 'string' ? '' : 0);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (!a.startsWith('--')) throw new ArgError(`unexpected argument "${a}"`);
+    const [rawName, inline] = a.slice(2).split('=', 2) as [string, string | undefined];
+    const s = spec[rawName];
+    if (!s) throw new ArgError(`unknown option --${rawName}; known: ${Object.keys(spec).map((k) => `--${k}`).join(', ')}`);
+    if (s.kind === 'flag') {
+      out[rawName] = inline === undefined ? true : inline !== 'false';
+      continue;
+    }
+    const v = inline ?? argv[++i];
+    if (v === undefined) throw new ArgError(`--${rawName} needs a value (${s.help})`);
+    if (s.kind === 'string') out[rawName] = v;
+    else if (s.kind === 'duration') {
+      const d = parseDuration(v);
+      if (!d.ok || d.ms <= 0) throw new ArgError(`--${rawName}=${v}: ${d.ok ? 'must be positive' : d.error}`);
+      out[rawName] = d.ms;
+    } else {
+      if (!/^\d+$/.test(v)) throw new ArgError(`--${rawName}=${v} is not a whole number (${s.help})`);
+      const n = Number(v);
+      if ((s.min !== undefined && n < s.min) || (s.max !== undefined && n > s.max)) throw new ArgError(`--${rawName}=${v} must be between ${s.min} and ${s.max}`);
+      out[rawName] = n;
+    }
+  }
+  return out as never;
+}
+
+export function usage(spec: ArgSpec): string {
+  return Object.entries(spec)
+    .map(([k, s]) => `  --${k}${s.kind === 'flag' ? '' : ` <${s.kind}>`}`.padEnd(28) + `${s.help}${s.default !== undefined && s.default !== '' ? ` (default ${s.default})` : ''}`)
+    .join('\n');
+}

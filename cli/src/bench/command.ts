@@ -1,0 +1,104 @@
+/**
+ * `concord bench`: registers users, places orders through the gateway (flat out or at a fixed
+ * rate) with live progress, prints a table, writes JSON and HTML reports, then audits.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { renderAudit, runAudit } from '../audit/audit.js';
+import { type EmbeddedSystem, startEmbedded } from '../embedded.js';
+import { DEFAULT_TOPOLOGY } from '../paths.js';
+import { loadTopology } from '../supervisor/topology.js';
+import { type ArgSpec, parseArgs, usage } from './args.js';
+import { type LoadResult, runLoad } from './loadgen.js';
+import { type BenchReport, renderHtml, renderTable } from './report.js';
+import { prepare } from './setup.js';
+
+export const BENCH_ARGS = {
+  duration: { kind: 'duration', default: 10_000, help: 'how long to place orders, e.g. 10s, 1m' },
+  rate: { kind: 'int', default: 0, min: 0, max: 1_000_000, help: 'orders per second (open model); 0 = flat out' },
+  connections: { kind: 'int', default: 64, min: 1, max: 10_000, help: 'HTTP connections to the gateway' },
+  users: { kind: 'int', default: 0, min: 0, max: 100_000, help: 'users placing orders (0 = enough for the rate limits)' },
+  products: { kind: 'int', default: 50, min: 1, max: 10_000, help: 'products to spread orders over' },
+  wait: { kind: 'int', default: 5, min: 0, max: 60, help: 'Prefer: wait=<s> on each order' },
+  gateway: { kind: 'string', default: '', help: 'bench a running system at this URL instead of starting one' },
+  topology: { kind: 'string', default: '', help: 'topology file for the system the bench starts' },
+  out: { kind: 'string', default: 'bench/out', help: 'where reports go' },
+  'no-audit': { kind: 'flag', default: false, help: 'skip the audit' },
+} satisfies ArgSpec;
+
+export const BENCH_USAGE = `usage: concord bench [options]\n${usage(BENCH_ARGS)}\n`;
+
+const say = (s: string) => process.stderr.write(`[bench] ${s}\n`);
+
+/** Environment for a system under load: limits that a bench would otherwise trip, quiet logs. */
+export function benchEnv(adminPassword: string): Record<string, string> {
+  return {
+    CONCORD_ADMIN_EMAIL: 'admin@bench.concord.test',
+    CONCORD_ADMIN_PASSWORD: adminPassword,
+    // Registration is not what is measured: a cheaper scrypt keeps setup short.
+    CONCORD_SCRYPT_COST: '12',
+    CONCORD_LOG_LEVEL: process.env.CONCORD_LOG_LEVEL ?? 'warn',
+  };
+}
+
+export async function benchCommand(argv: string[]): Promise<number> {
+  const a = parseArgs(argv, BENCH_ARGS);
+  const outDir = resolve(a.out);
+  mkdirSync(outDir, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  let sys: EmbeddedSystem | null = null;
+  let gatewayUrl = a.gateway;
+  let adminEmail = process.env.CONCORD_ADMIN_EMAIL ?? 'admin@concord.local';
+  let adminPassword = process.env.CONCORD_ADMIN_PASSWORD ?? '';
+  try {
+    if (!gatewayUrl) {
+      adminPassword = randomBytes(12).toString('hex');
+      const env = benchEnv(adminPassword);
+      adminEmail = env.CONCORD_ADMIN_EMAIL as string;
+      say('starting the system (embedded defaults)…');
+      sys = await startEmbedded({ dir: join(outDir, `bench-${stamp}`), topology: loadTopology(a.topology || DEFAULT_TOPOLOGY), env });
+      gatewayUrl = sys.gatewayUrl as string;
+      say(`system ready: gateway ${gatewayUrl}, control plane ${sys.controlUrl}; logs in ${sys.logFile}`);
+    } else if (!adminPassword) {
+      say('set CONCORD_ADMIN_EMAIL and CONCORD_ADMIN_PASSWORD to bench a running system');
+      return 2;
+    }
+    // Stay under the per-user rate limit (default 50/s) with room to spare.
+    const users = a.users || Math.max(50, Math.ceil((a.rate || 2000) / 20));
+    const prep = await prepare({ gatewayUrl, adminEmail, adminPassword, users, products: a.products, progress: say });
+    say(`placing orders for ${a.duration / 1000} s ${a.rate ? `at ${a.rate}/s` : 'flat out'} over ${a.connections} connections…`);
+    const load: LoadResult = await runLoad({
+      gatewayUrl,
+      users: prep.users,
+      productIds: prep.productIds,
+      durationMs: a.duration,
+      ratePerS: a.rate,
+      connections: a.connections,
+      waitS: a.wait,
+      onTick: (t) =>
+        process.stderr.write(
+          `\r[bench] ${String(Math.round(t.elapsedMs / 1000)).padStart(4)}s/${a.duration / 1000}s  rate ${String(t.acknowledged).padStart(6)}/s  p50 ${t.p50Ms.toFixed(1).padStart(7)} ms  p99 ${t.p99Ms.toFixed(1).padStart(7)} ms  errors ${t.total.errors}  in flight ${t.inFlight}   `,
+        ),
+    });
+    process.stderr.write('\n');
+    let audit: BenchReport['audit'] = null;
+    if (!a['no-audit']) {
+      say('auditing (waits for every saga to finish)…');
+      audit = await runAudit({ gatewayUrl, token: prep.admin, quietTimeoutMs: 120_000, record: load.record });
+    }
+    const report: BenchReport = { kind: 'bench', command: `concord bench ${argv.join(' ')}`.trim(), load, audit };
+    const base = join(outDir, `bench-${stamp}`);
+    writeFileSync(`${base}.json`, JSON.stringify({ ...report, load: { ...load, record: { acknowledged: load.record.acknowledged.length, seenConfirmed: load.record.seenConfirmed.length } } }, null, 2));
+    writeFileSync(`${base}.html`, renderHtml(report));
+    process.stdout.write(`\n${renderTable(report)}\n\n`);
+    if (audit) process.stdout.write(`${renderAudit(audit.results, process.stdout.isTTY === true)}\n\n`);
+    process.stdout.write(`report: ${base}.html\n        ${base}.json\n`);
+    return audit && !audit.ok ? 1 : 0;
+  } finally {
+    if (sys) {
+      say('stopping the system…');
+      await sys.stop();
+    }
+  }
+}

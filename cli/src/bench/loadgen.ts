@@ -1,0 +1,273 @@
+/**
+ * The load generator behind `concord bench` and `concord chaos`: places orders through the
+ * gateway, flat out (closed model: each connection sends as soon as the last answer came) or
+ * at a fixed arrival rate (open model: request i is due at t0 + i/rate and its latency counts
+ * from then, so a stalled server cannot hide latency — no coordinated omission).
+ */
+import { randomUUID } from 'node:crypto';
+import { Histogram } from '@concord/core';
+import { Pool } from 'undici';
+
+export interface LoadUser {
+  id: string;
+  token: string;
+}
+
+export interface LoadOptions {
+  gatewayUrl: string;
+  /** Several gateways: requests go round robin, and a failed try moves to the next one. */
+  gatewayUrls?: string[];
+  /**
+   * Tries per order when the answer is a connection failure or 502/503/504: clients retry with
+   * the same Idempotency-Key, which is what makes retrying safe. Default 1 (no retry).
+   */
+  maxTries?: number;
+  /** Share of confirmed orders the generator cancels right away (exercises the cancel saga). */
+  cancelRatio?: number;
+  users: LoadUser[];
+  productIds: string[];
+  durationMs: number;
+  /** Orders per second; 0 = flat out. */
+  ratePerS: number;
+  connections: number;
+  /** Prefer: wait=<s> on each order (API default 5). */
+  waitS?: number;
+  /** Called once a second with the last second's figures. */
+  onTick?: (t: Tick) => void;
+  random?: () => number;
+  /** Stops early (chaos uses it to end the load with the faults). */
+  signal?: AbortSignal;
+}
+
+export interface Tick {
+  second: number;
+  /** Answered orders in this second (any status). */
+  completed: number;
+  acknowledged: number;
+  errors: number;
+  p50Ms: number;
+  p99Ms: number;
+  inFlight: number;
+  elapsedMs: number;
+  total: { completed: number; acknowledged: number; errors: number };
+}
+
+export interface LoadResult {
+  startedAt: string;
+  durationMs: number;
+  ratePerS: number;
+  connections: number;
+  sent: number;
+  completed: number;
+  acknowledged: number;
+  errors: number;
+  /** Requests the generator could not even queue (its own bound); counted as errors too. */
+  dropped: number;
+  statuses: Record<string, number>;
+  orderStatuses: Record<string, number>;
+  latency: { p50Ms: number; p90Ms: number; p99Ms: number; p999Ms: number; maxMs: number; meanMs: number };
+  ticks: Tick[];
+  record: { acknowledged: string[]; seenConfirmed: string[]; cancelled: string[] };
+  /** Tries repeated with the same Idempotency-Key after a failure. */
+  retried: number;
+  errorSamples: string[];
+}
+
+const MAX_ERROR_SAMPLES = 20;
+const QUEUE_PER_CONNECTION = 64;
+
+export async function runLoad(o: LoadOptions): Promise<LoadResult> {
+  const random = o.random ?? Math.random;
+  const urls = o.gatewayUrls && o.gatewayUrls.length > 0 ? o.gatewayUrls : [o.gatewayUrl];
+  const pools = urls.map((u) => new Pool(u, { connections: Math.max(1, Math.ceil(o.connections / urls.length)), pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: 60_000, bodyTimeout: 60_000 }));
+  const maxTries = Math.max(1, o.maxTries ?? 1);
+  const cancelled: string[] = [];
+  let retried = 0;
+  let nextPool = 0;
+  const total = new Histogram();
+  let second = new Histogram();
+  const statuses: Record<string, number> = {};
+  const orderStatuses: Record<string, number> = {};
+  const acknowledged: string[] = [];
+  const seenConfirmed: string[] = [];
+  const errorSamples: string[] = [];
+  const ticks: Tick[] = [];
+  let sent = 0;
+  let completed = 0;
+  let acked = 0;
+  let errors = 0;
+  let dropped = 0;
+  let inFlight = 0;
+  let secCompleted = 0;
+  let secAcked = 0;
+  let secErrors = 0;
+  const t0 = performance.now();
+  const startedAt = new Date().toISOString();
+  const end = t0 + o.durationMs;
+  const maxOutstanding = o.connections * QUEUE_PER_CONNECTION;
+
+  const body = () => {
+    const lines = 1 + Math.floor(random() * 3);
+    const picks = new Set<string>();
+    while (picks.size < Math.min(lines, o.productIds.length)) picks.add(o.productIds[Math.floor(random() * o.productIds.length)] as string);
+    return JSON.stringify({ items: [...picks].map((productId) => ({ productId, quantity: 1 + Math.floor(random() * 2) })) });
+  };
+
+  /** One order, retried with its key on connection failures and 502/503/504. */
+  const attempt = async (user: LoadUser, key: string, payload: string): Promise<{ statusCode: number; text: string }> => {
+    let last: Error | null = null;
+    for (let t = 1; t <= maxTries; t++) {
+      const pool = pools[nextPool++ % pools.length] as Pool;
+      try {
+        const res = await pool.request({
+          path: '/api/orders',
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            authorization: `Bearer ${user.token}`,
+            'idempotency-key': key,
+            ...(o.waitS !== undefined ? { prefer: `wait=${o.waitS}` } : {}),
+          },
+          body: payload,
+        });
+        const text = await res.body.text();
+        // 409: the first try with this key is still being answered (it reached the server).
+        const retriable = res.statusCode === 502 || res.statusCode === 503 || res.statusCode === 504 || res.statusCode === 409;
+        if (!retriable || t === maxTries) return { statusCode: res.statusCode, text };
+      } catch (err) {
+        last = err as Error;
+        if (t === maxTries) throw err;
+      }
+      retried++;
+      await new Promise((r) => setTimeout(r, 50 * t + Math.floor(random() * 100)));
+    }
+    throw last ?? new Error('no try made');
+  };
+
+  const cancel = async (user: LoadUser, id: string): Promise<void> => {
+    const pool = pools[nextPool++ % pools.length] as Pool;
+    try {
+      const res = await pool.request({ path: `/api/orders/${id}/cancel`, method: 'POST', headers: { authorization: `Bearer ${user.token}`, 'idempotency-key': randomUUID() } });
+      await res.body.dump();
+      if (res.statusCode === 200) cancelled.push(id);
+    } catch {
+      /* not cancelled: stays CONFIRMED, and the audit expects exactly that */
+    }
+  };
+
+  const fire = async (intendedAt: number): Promise<void> => {
+    const user = o.users[sent % o.users.length] as LoadUser;
+    sent++;
+    inFlight++;
+    try {
+      const res = await attempt(user, randomUUID(), body());
+      const text = res.text;
+      const code = String(res.statusCode);
+      statuses[code] = (statuses[code] ?? 0) + 1;
+      if (res.statusCode === 201 || res.statusCode === 202) {
+        const order = JSON.parse(text) as { id: string; status: string };
+        acknowledged.push(order.id);
+        orderStatuses[order.status] = (orderStatuses[order.status] ?? 0) + 1;
+        if (order.status === 'CONFIRMED') {
+          seenConfirmed.push(order.id);
+          if (o.cancelRatio && random() < o.cancelRatio) await cancel(user, order.id);
+        }
+        acked++;
+        secAcked++;
+      } else {
+        errors++;
+        secErrors++;
+        if (errorSamples.length < MAX_ERROR_SAMPLES) errorSamples.push(`${code}: ${text.slice(0, 200)}`);
+      }
+    } catch (err) {
+      errors++;
+      secErrors++;
+      statuses.network = (statuses.network ?? 0) + 1;
+      if (errorSamples.length < MAX_ERROR_SAMPLES) errorSamples.push(`network: ${(err as Error).message}`);
+    } finally {
+      inFlight--;
+      completed++;
+      secCompleted++;
+      const us = (performance.now() - intendedAt) * 1000;
+      total.record(us);
+      second.record(us);
+    }
+  };
+
+  let tickNo = 0;
+  const tickTimer = setInterval(() => {
+    tickNo++;
+    const t: Tick = {
+      second: tickNo,
+      completed: secCompleted,
+      acknowledged: secAcked,
+      errors: secErrors,
+      p50Ms: second.quantile(0.5) / 1000,
+      p99Ms: second.quantile(0.99) / 1000,
+      inFlight,
+      elapsedMs: performance.now() - t0,
+      total: { completed, acknowledged: acked, errors },
+    };
+    ticks.push(t);
+    o.onTick?.(t);
+    second = new Histogram();
+    secCompleted = 0;
+    secAcked = 0;
+    secErrors = 0;
+  }, 1000);
+
+  const pending = new Set<Promise<void>>();
+  const launch = (intendedAt: number) => {
+    const p = fire(intendedAt).finally(() => pending.delete(p));
+    pending.add(p);
+  };
+
+  if (o.ratePerS > 0) {
+    // Open model: issue what is due, every millisecond or so.
+    let issued = 0;
+    while (performance.now() < end && !o.signal?.aborted) {
+      const now = performance.now();
+      const due = Math.floor(((now - t0) / 1000) * o.ratePerS);
+      while (issued < due) {
+        const intendedAt = t0 + (issued / o.ratePerS) * 1000;
+        issued++;
+        if (pending.size >= maxOutstanding) {
+          dropped++;
+          errors++;
+          secErrors++;
+          continue;
+        }
+        launch(intendedAt);
+      }
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  } else {
+    // Closed model: each connection keeps one order in flight.
+    const workers = Array.from({ length: o.connections }, async () => {
+      while (performance.now() < end && !o.signal?.aborted) await fire(performance.now());
+    });
+    await Promise.all(workers);
+  }
+  await Promise.allSettled([...pending]);
+  clearInterval(tickTimer);
+  await Promise.all(pools.map((p) => p.close()));
+  const ms = (q: number) => total.quantile(q) / 1000;
+  return {
+    startedAt,
+    durationMs: performance.now() - t0,
+    ratePerS: o.ratePerS,
+    connections: o.connections,
+    sent,
+    completed,
+    acknowledged: acked,
+    errors,
+    dropped,
+    statuses,
+    orderStatuses,
+    latency: { p50Ms: ms(0.5), p90Ms: ms(0.9), p99Ms: ms(0.99), p999Ms: ms(0.999), maxMs: total.max / 1000, meanMs: total.mean() / 1000 },
+    ticks,
+    record: { acknowledged, seenConfirmed, cancelled },
+    retried,
+    errorSamples,
+  };
+}

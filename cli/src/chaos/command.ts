@@ -1,0 +1,202 @@
+/**
+ * `concord chaos [--scenario <name|file>]`: runs a load and, at the same time, a schedule of
+ * faults — kill -9 of instances (the supervisor restarts them), pause/resume (SIGSTOP/SIGCONT),
+ * mesh fault injection on a route — on a topology with at least two instances of every service.
+ * Then it waits for quiescence, audits, and exits non-zero on any violation.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { renderAudit, runAudit } from '../audit/audit.js';
+import { type ArgSpec, parseArgs, usage } from '../bench/args.js';
+import { benchEnv } from '../bench/command.js';
+import { runLoad } from '../bench/loadgen.js';
+import { type BenchReport, renderHtml, renderTable } from '../bench/report.js';
+import { prepare } from '../bench/setup.js';
+import { startEmbedded } from '../embedded.js';
+import { ROOT } from '../paths.js';
+import type { Supervisor } from '../supervisor/supervisor.js';
+import { loadTopology } from '../supervisor/topology.js';
+import { type FaultAction, type Scenario, loadScenario } from './scenario.js';
+
+export const CHAOS_ARGS = {
+  scenario: { kind: 'string', default: 'kills', help: 'a scenario name from cli/scenarios/ or a file path' },
+  duration: { kind: 'duration', help: 'override the scenario load duration' },
+  rate: { kind: 'int', min: 0, max: 1_000_000, help: 'override the orders per second (0 = flat out)' },
+  out: { kind: 'string', default: 'bench/out', help: 'where reports go' },
+} satisfies ArgSpec;
+
+export const CHAOS_USAGE = `usage: concord chaos [options]\n${usage(CHAOS_ARGS)}\n`;
+
+const say = (s: string) => process.stderr.write(`\n[chaos] ${s}\n`);
+
+interface ChaosEvent {
+  atMs: number;
+  label: string;
+}
+
+function pickInstance(sup: Supervisor, target: string, random: () => number): string | null {
+  const all = [...sup.children.values()].filter((c) => c.proc !== null && c.state === 'running');
+  let pool = all;
+  if (target === 'random') pool = all.filter((c) => c.spec.service !== 'control-plane');
+  else if (target === 'control-plane') pool = all.filter((c) => c.spec.service === 'control-plane');
+  else pool = all.filter((c) => c.spec.instanceId === target || c.spec.service === target);
+  if (pool.length === 0) return null;
+  return (pool[Math.floor(random() * pool.length)] as (typeof pool)[number]).spec.instanceId;
+}
+
+function faultVirtualService(service: string, a: Extract<FaultAction, { kind: 'meshFault' }>): string {
+  const fault: string[] = [];
+  if (a.abortPercent > 0) fault.push(`        abort:\n          httpStatus: ${a.abortStatus}\n          percentage:\n            value: ${a.abortPercent}`);
+  if (a.delayPercent > 0) fault.push(`        delay:\n          fixedDelay: ${a.delayMs}ms\n          percentage:\n            value: ${a.delayPercent}`);
+  return `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: chaos-${service}
+spec:
+  hosts: [${service}]
+  http:
+    - fault:
+${fault.join('\n')}
+      route:
+        - destination:
+            host: ${service}
+`;
+}
+
+export async function runScenario(s: Scenario, opts: { outDir: string; log: (line: string) => void }): Promise<{ ok: boolean; report: BenchReport; violations: string[] }> {
+  const password = randomBytes(12).toString('hex');
+  const env = benchEnv(password);
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const topologyFile = existsSync(s.topology) ? s.topology : join(ROOT, 'cli', 'topologies', `${s.topology}.yaml`);
+  opts.log(`starting the ${s.topology} topology…`);
+  const sys = await startEmbedded({ dir: join(opts.outDir, `chaos-${stamp}`), topology: loadTopology(topologyFile), env, restartBackoffMaxMs: 2000 });
+  const events: ChaosEvent[] = [];
+  const timers: NodeJS.Timeout[] = [];
+  const undo: Array<() => Promise<void>> = [];
+  const violations: string[] = [];
+  try {
+    const gatewayUrl = sys.gatewayUrl as string;
+    const prep = await prepare({ gatewayUrl, adminEmail: env.CONCORD_ADMIN_EMAIL as string, adminPassword: password, users: 100, products: 50, progress: opts.log });
+    const t0 = Date.now();
+    const random = Math.random;
+    const note = (label: string) => {
+      events.push({ atMs: Date.now() - t0, label });
+      opts.log(`+${((Date.now() - t0) / 1000).toFixed(1)}s ${label}`);
+    };
+    const act = async (a: FaultAction): Promise<void> => {
+      try {
+        if (a.kind === 'kill') {
+          const id = pickInstance(sys.sup, a.target, random);
+          if (!id) return note(`kill ${a.target}: nothing running to kill`);
+          sys.sup.signal(id, 'SIGKILL');
+          note(`kill -9 ${id}`);
+        } else if (a.kind === 'pause') {
+          const id = pickInstance(sys.sup, a.target, random);
+          if (!id) return note(`pause ${a.target}: nothing running`);
+          sys.sup.pause(id);
+          note(`SIGSTOP ${id} for ${a.forMs} ms`);
+          const resume = async () => {
+            try {
+              sys.sup.resume(id);
+              note(`SIGCONT ${id}`);
+            } catch {
+              /* restarted meanwhile */
+            }
+          };
+          undo.push(resume);
+          timers.push(setTimeout(() => void resume(), a.forMs));
+        } else {
+          const yaml = faultVirtualService(a.service, a);
+          const r = await fetch(`${sys.controlUrl}/api/config`, { method: 'POST', headers: { 'content-type': 'application/yaml' }, body: yaml });
+          if (r.status !== 200) return note(`mesh fault on ${a.service} refused: ${(await r.text()).slice(0, 200)}`);
+          note(`mesh fault on ${a.service}: ${a.abortPercent}% abort ${a.abortStatus}, ${a.delayPercent}% delay ${a.delayMs} ms, for ${a.forMs} ms`);
+          const clear = async () => {
+            await fetch(`${sys.controlUrl}/api/config/VirtualService/chaos-${a.service}`, { method: 'DELETE' }).catch(() => null);
+            note(`mesh fault on ${a.service} cleared`);
+          };
+          undo.push(clear);
+          timers.push(setTimeout(() => void clear(), a.forMs));
+        }
+      } catch (err) {
+        note(`fault ${a.kind} failed: ${(err as Error).message}`);
+      }
+    };
+    for (const rule of s.faults) {
+      if (rule.atMs !== undefined) timers.push(setTimeout(() => void act(rule.action), rule.atMs));
+      if (rule.everyMs !== undefined) {
+        const every = rule.everyMs;
+        const tick = () => {
+          if (Date.now() - t0 + every > s.load.durationMs) return;
+          timers.push(
+            setTimeout(() => {
+              void act(rule.action);
+              tick();
+            }, every),
+          );
+        };
+        tick();
+      }
+    }
+    const load = await runLoad({
+      gatewayUrl,
+      gatewayUrls: sys.gatewayUrls,
+      users: prep.users,
+      productIds: prep.productIds,
+      durationMs: s.load.durationMs,
+      ratePerS: s.load.rate,
+      connections: s.load.connections,
+      maxTries: 4,
+      cancelRatio: s.load.cancelRatio,
+      onTick: (t) =>
+        process.stderr.write(
+          `\r[chaos] ${String(Math.round(t.elapsedMs / 1000)).padStart(4)}s/${s.load.durationMs / 1000}s  ${String(t.acknowledged).padStart(5)}/s  p99 ${t.p99Ms.toFixed(0).padStart(6)} ms  errors ${t.total.errors}   `,
+        ),
+    });
+    for (const t of timers) clearTimeout(t);
+    for (const u of undo) await u();
+    note('faults stopped; waiting for every saga to finish');
+    const settleStart = Date.now();
+    const audit = await runAudit({ gatewayUrl, token: prep.admin, quietTimeoutMs: s.expect.settleWithinMs, record: load.record });
+    const settledMs = Date.now() - settleStart;
+    const success = load.acknowledged / Math.max(1, load.sent);
+    if (success < s.expect.minSuccess) violations.push(`success ratio ${(success * 100).toFixed(3)} % is below ${(s.expect.minSuccess * 100).toFixed(3)} %`);
+    for (const r of audit.results) if (!r.ok) violations.push(`${r.name}: ${r.detail}`);
+    const report: BenchReport = {
+      kind: 'chaos',
+      command: `concord chaos --scenario ${s.name}`,
+      load,
+      audit,
+      events,
+      extra: { scenario: s, settledMs, successRatio: success, violations },
+    };
+    return { ok: violations.length === 0, report, violations };
+  } finally {
+    for (const t of timers) clearTimeout(t);
+    opts.log('stopping the system…');
+    await sys.stop();
+  }
+}
+
+export async function chaosCommand(argv: string[]): Promise<number> {
+  const a = parseArgs(argv, CHAOS_ARGS);
+  const s = loadScenario(a.scenario);
+  if (a.duration) s.load.durationMs = a.duration;
+  if (argv.some((x) => x.startsWith('--rate'))) s.load.rate = a.rate;
+  const outDir = resolve(a.out);
+  mkdirSync(outDir, { recursive: true });
+  say(`scenario ${s.name}: ${s.description}`);
+  const { ok, report, violations } = await runScenario(s, { outDir, log: say });
+  const base = join(outDir, `chaos-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  writeFileSync(`${base}.json`, JSON.stringify({ ...report, load: { ...report.load, record: undefined } }, null, 2));
+  writeFileSync(`${base}.html`, renderHtml(report));
+  process.stdout.write(`\n${renderTable(report)}\n\n`);
+  if (report.audit) process.stdout.write(`${renderAudit(report.audit.results, process.stdout.isTTY === true)}\n\n`);
+  process.stdout.write(`report: ${base}.html\n`);
+  if (!ok) {
+    process.stdout.write(`\nchaos FAILED:\n${violations.map((v) => `  - ${v}`).join('\n')}\n`);
+    return 1;
+  }
+  process.stdout.write('\nchaos passed: no invariant violated, no acknowledged order lost\n');
+  return 0;
+}

@@ -1,0 +1,72 @@
+/**
+ * Prometheus metrics for every process, with Istio's standard names and labels so the guide's
+ * PromQL (and Kiali-style dashboards) work unchanged: `istio_requests_total` and the histogram
+ * `istio_request_duration_milliseconds`, reported by both sides of a call (`reporter` =
+ * source | destination). Plus Concord's own: saga outcomes, breaker states, outlier ejections,
+ * rate-limit rejections, pool overflows — and Node's runtime metrics.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Istio's default buckets for request durations (milliseconds). */
+export const ISTIO_DURATION_BUCKETS_MS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];
+
+const REQUEST_LABELS = [
+  'reporter',
+  'source_workload',
+  'source_version',
+  'source_principal',
+  'destination_workload',
+  'destination_service',
+  'destination_service_name',
+  'destination_version',
+  'destination_principal',
+  'request_protocol',
+  'response_code',
+  'response_flags',
+  'connection_security_policy',
+] as const;
+
+export type RequestLabels = Record<(typeof REQUEST_LABELS)[number], string>;
+
+export function serviceFqdn(service: string): string {
+  return `${service}.default.svc.cluster.local`;
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly requests: Counter<(typeof REQUEST_LABELS)[number]>;
+  readonly duration: Histogram<(typeof REQUEST_LABELS)[number]>;
+  readonly sagas: Counter<'type' | 'status'>;
+  readonly breakerState: Gauge<'destination_service'>;
+  readonly ejections: Counter<'destination_service' | 'endpoint'>;
+  readonly ejected: Gauge<'destination_service'>;
+  readonly rateLimited: Counter<'group'>;
+  readonly poolOverflows: Counter<'destination_service'>;
+  readonly retries: Counter<'destination_service' | 'reason'>;
+
+  constructor(labels: { service: string; version: string; instance: string }) {
+    this.registry.setDefaultLabels({ app: labels.service, version: labels.version, instance_id: labels.instance });
+    collectDefaultMetrics({ register: this.registry });
+    const r = [this.registry];
+    this.requests = new Counter({ name: 'istio_requests_total', help: 'Requests, as Istio counts them (one per reporter side).', labelNames: REQUEST_LABELS, registers: r });
+    this.duration = new Histogram({
+      name: 'istio_request_duration_milliseconds',
+      help: 'Request duration in milliseconds, as Istio reports it.',
+      labelNames: REQUEST_LABELS,
+      buckets: ISTIO_DURATION_BUCKETS_MS,
+      registers: r,
+    });
+    this.sagas = new Counter({ name: 'concord_saga_outcomes_total', help: 'Sagas settled, by type and final status.', labelNames: ['type', 'status'], registers: r });
+    this.breakerState = new Gauge({ name: 'concord_circuit_breaker_state', help: 'Circuit breaker state: 0 closed, 1 half-open, 2 open.', labelNames: ['destination_service'], registers: r });
+    this.ejections = new Counter({ name: 'concord_outlier_ejections_total', help: 'Endpoints ejected by outlier detection.', labelNames: ['destination_service', 'endpoint'], registers: r });
+    this.ejected = new Gauge({ name: 'concord_outlier_ejected_endpoints', help: 'Endpoints ejected right now.', labelNames: ['destination_service'], registers: r });
+    this.rateLimited = new Counter({ name: 'concord_rate_limited_total', help: 'Requests refused with 429 by the rate limiter.', labelNames: ['group'], registers: r });
+    this.poolOverflows = new Counter({ name: 'concord_pool_overflow_total', help: 'Requests refused at once because the connection pool and its queue were full.', labelNames: ['destination_service'], registers: r });
+    this.retries = new Counter({ name: 'concord_mesh_retries_total', help: 'Retries made by the mesh client.', labelNames: ['destination_service', 'reason'], registers: r });
+  }
+
+  observeRequest(l: RequestLabels, durationMs: number): void {
+    this.requests.inc(l);
+    this.duration.observe(l, durationMs);
+  }
+}

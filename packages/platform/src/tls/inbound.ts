@@ -1,0 +1,111 @@
+/**
+ * One port, two protocols: the first byte of a connection tells a TLS handshake (0x16) from
+ * plaintext HTTP. TLS connections must present a client certificate from the mesh CA (mutual
+ * TLS); plaintext ones are accepted or refused by the workload's PeerAuthentication mode
+ * (PERMISSIVE accepts both, STRICT refuses plaintext, DISABLE refuses TLS). Both end up in the
+ * same HTTP server, which reads the peer's identity from the socket.
+ */
+import type { Server as HttpServer } from 'node:http';
+import { type Server, type Socket, createServer } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import { mesh } from '@concord/core';
+import { spiffeOfCert } from './ca.js';
+import type { WorkloadIdentity } from './identity.js';
+
+const TLS_HANDSHAKE = 0x16;
+const SNIFF_TIMEOUT_MS = 10_000;
+
+export interface InboundPolicy {
+  /** The PeerAuthentication mode in force for this workload now. */
+  mode(): mesh.MtlsMode;
+}
+
+export interface InboundStats {
+  tls: number;
+  plaintext: number;
+  refusedPlaintext: number;
+  refusedTls: number;
+  failedHandshakes: number;
+}
+
+export class InboundListener {
+  readonly server: Server;
+  readonly stats: InboundStats = { tls: 0, plaintext: 0, refusedPlaintext: 0, refusedTls: 0, failedHandshakes: 0 };
+
+  constructor(
+    private readonly http: HttpServer,
+    private readonly identity: WorkloadIdentity | null,
+    private readonly policy: InboundPolicy,
+  ) {
+    this.server = createServer({ pauseOnConnect: false, noDelay: true }, (socket) => this.onConnection(socket));
+  }
+
+  private onConnection(socket: Socket): void {
+    socket.setTimeout(SNIFF_TIMEOUT_MS, () => socket.destroy());
+    socket.once('error', () => socket.destroy());
+    socket.once('data', (first: Buffer) => {
+      socket.setTimeout(0);
+      socket.pause();
+      socket.unshift(first);
+      const mode = this.policy.mode();
+      if (first[0] === TLS_HANDSHAKE) {
+        const ctx = this.identity?.serverContext;
+        if (!ctx || mode === 'DISABLE') {
+          this.stats.refusedTls++;
+          socket.destroy();
+          return;
+        }
+        const tlsSocket = new TLSSocket(socket, { isServer: true, secureContext: ctx, requestCert: true, rejectUnauthorized: true });
+        tlsSocket.once('error', () => {
+          this.stats.failedHandshakes++;
+          tlsSocket.destroy();
+        });
+        tlsSocket.once('secure', () => {
+          this.stats.tls++;
+          this.http.emit('connection', tlsSocket);
+        });
+        return;
+      }
+      if (mode === 'STRICT') {
+        this.stats.refusedPlaintext++;
+        socket.destroy();
+        return;
+      }
+      this.stats.plaintext++;
+      this.http.emit('connection', socket);
+      socket.resume();
+    });
+  }
+
+  listen(port: number, host: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen({ port, host }, () => {
+        this.server.off('error', reject);
+        const addr = this.server.address();
+        resolve(typeof addr === 'object' && addr ? addr.port : port);
+      });
+    });
+  }
+
+  /**
+   * Stops accepting connections. Open ones are the HTTP server's to drain (net.Server's close
+   * callback would wait for every keep-alive connection, so it is not awaited).
+   */
+  close(): void {
+    this.server.close();
+  }
+}
+
+const principals = new WeakMap<object, string | null>();
+
+/** The caller's Istio principal (`concord.local/ns/default/sa/order`), or null for plaintext. */
+export function peerPrincipal(socket: object): string | null {
+  if (!(socket instanceof TLSSocket)) return null;
+  const cached = principals.get(socket);
+  if (cached !== undefined) return cached;
+  const spiffe = spiffeOfCert(socket.getPeerCertificate());
+  const p = spiffe ? mesh.principalOf(spiffe) : null;
+  principals.set(socket, p);
+  return p;
+}

@@ -1,0 +1,70 @@
+/**
+ * The instruments of the load/chaos issue, run as a user would: `concord bench` (10 s, then the
+ * audit) and `concord chaos` (60 s with three kill -9, then the audit) must both pass; the bench's
+ * HTML report opens in a real browser and shows its plots.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { ROOT } from '@concord/cli';
+import { outputDir } from './harness.js';
+
+function runCli(args: string[], timeoutMs: number): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [join(ROOT, 'cli/dist/src/main.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CONCORD_LOG_LEVEL: 'warn' } });
+    let out = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (out = (out + d).slice(-200_000)));
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out });
+    });
+  });
+}
+
+const CHROMIUM = '/usr/bin/chromium';
+
+test('a 10 s `concord bench` places orders, writes JSON and HTML reports, and its audit passes; the report shows its plots in a browser', async (t) => {
+  const dir = outputDir('bench');
+  const r = await runCli(['bench', '--duration', '10s', '--connections', '16', '--out', dir], 240_000);
+  assert.equal(r.code, 0, r.out.slice(-3000));
+  assert.match(r.out, /audit passed/);
+  assert.match(r.out, /acknowledged \(201\/202\)\s+[1-9]\d*/);
+  const html = /report: (\S+\.html)/.exec(r.out)?.[1];
+  assert.ok(html && existsSync(html), 'the HTML report exists');
+  assert.ok(existsSync(html.replace(/\.html$/, '.json')), 'the JSON report exists');
+  if (!existsSync(CHROMIUM)) {
+    t.diagnostic(`${CHROMIUM} is missing (apt-get install -y chromium); the browser check of the report is skipped`);
+    return;
+  }
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run'],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1000, height: 1400 } });
+    await page.goto(`file://${html}`);
+    await page.waitForSelector('svg.plot polyline');
+    assert.equal(await page.locator('svg.plot').count(), 2, 'throughput and latency plots');
+    const points = await page.locator('svg.plot polyline').first().getAttribute('points');
+    assert.ok((points ?? '').split(' ').length >= 5, 'the throughput line has a point per second');
+    assert.equal(await page.locator('#audit .fail').count(), 0);
+    mkdirSync(join(dir, 'screenshots'), { recursive: true });
+    await page.screenshot({ path: join(dir, 'screenshots', 'bench-report.png'), fullPage: true });
+  } finally {
+    await browser.close();
+  }
+});
+
+test('a 60 s `concord chaos` run with three kill -9 loses no acknowledged order and passes the audit', async () => {
+  const dir = outputDir('chaos');
+  const r = await runCli(['chaos', '--scenario', 'smoke', '--out', dir], 420_000);
+  assert.equal(r.code, 0, r.out.slice(-4000));
+  assert.equal((r.out.match(/kill -9 /g) ?? []).length, 3, 'three kills happened');
+  assert.match(r.out, /chaos passed/);
+  assert.match(r.out, /PASS {2}load: every acknowledged order exists/);
+});

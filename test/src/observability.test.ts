@@ -1,0 +1,261 @@
+/**
+ * Observability end to end: one order → one trace across the services in the right
+ * parent/child order; W3C and B3 propagation; OTLP export to any collector; Prometheus
+ * metrics with Istio's names, scraped by a real Prometheus through the HTTP service discovery
+ * endpoint, answering the guide's PromQL.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { createServer as netServer } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { appEntry } from '@concord/cli';
+import { ADMIN_ENV, type System, http, newUser, outputDir, pollUntil, startSystem } from './harness.js';
+import { placeOrder } from './order-helpers.js';
+
+const TOPOLOGY = `services:
+  - name: user
+  - name: inventory
+  - name: payment
+  - name: points
+  - name: recommendation
+    instances: 2
+    versions: [v1, v2]
+  - name: order
+  - name: gateway
+`;
+
+interface Span {
+  spanId: string;
+  parentSpanId: string | null;
+  service: string;
+  name: string;
+  kind: string;
+  startTimeUnixNano: string;
+  endTimeUnixNano: string;
+  status: string;
+}
+
+let sys: System;
+let gw: string;
+
+before(async () => {
+  sys = await startSystem({
+    name: 'observability',
+    topology: TOPOLOGY,
+    env: { ...ADMIN_ENV, CONCORD_SCRYPT_COST: '10', CONCORD_RATE_LIMIT_PER_USER: '0', CONCORD_RATE_LIMIT_PER_IP: '0', OTEL_TRACES_SAMPLER: 'always_on' },
+  });
+  gw = sys.gatewayUrl as string;
+});
+after(() => sys?.stop());
+
+const traceIdOf = (traceparent: string | null) => /^00-([0-9a-f]{32})-[0-9a-f]{16}-0[01]$/.exec(traceparent ?? '')?.[1];
+
+async function traceWith(traceId: string, services: string[]): Promise<Span[]> {
+  return pollUntil(
+    `trace ${traceId} with ${services.join(', ')}`,
+    async () => {
+      const r = await http<{ spans: Span[] }>(`${sys.controlUrl}/api/traces/${traceId}`);
+      if (r.status !== 200) return null;
+      const have = new Set(r.body.spans.filter((s) => s.kind === 'SERVER').map((s) => s.service));
+      return services.every((s) => have.has(s)) ? r.body.spans : null;
+    },
+    15_000,
+    200,
+  );
+}
+
+/** The chain of services from a span up to the root, following parents. */
+function ancestry(spans: Span[], span: Span): Span[] {
+  const byId = new Map(spans.map((s) => [s.spanId, s]));
+  const out: Span[] = [];
+  let cur: Span | undefined = span;
+  for (let i = 0; cur && i < 100; i++) {
+    out.push(cur);
+    cur = cur.parentSpanId ? byId.get(cur.parentSpanId) : undefined;
+  }
+  return out;
+}
+
+describe('tracing', () => {
+  test('one order through the gateway is one trace: gateway → order → inventory, payment, points, parent before child', async () => {
+    const u = await newUser(gw);
+    const r = await placeOrder(gw, u.auth, [{ productId: 'p-0001', quantity: 1 }]);
+    assert.equal(r.status, 201);
+    assert.equal(r.body.status, 'CONFIRMED');
+    const traceId = traceIdOf(r.headers.get('traceparent'));
+    assert.ok(traceId, `the response carries a traceparent: ${r.headers.get('traceparent')}`);
+    const spans = await traceWith(traceId, ['gateway', 'order', 'inventory', 'payment', 'points']);
+    const server = (svc: string, name?: RegExp) => spans.find((s) => s.kind === 'SERVER' && s.service === svc && (!name || name.test(s.name)));
+    const gwSpan = server('gateway', /POST \/api\/orders/);
+    assert.ok(gwSpan, 'a gateway server span');
+    const roots = spans.filter((s) => !s.parentSpanId || !spans.some((p) => p.spanId === s.parentSpanId));
+    assert.deepEqual(roots.map((s) => s.spanId), [gwSpan.spanId], 'the gateway span is the only root');
+    const orderSpan = server('order', /POST \/api\/orders/);
+    assert.ok(orderSpan);
+    assert.ok(ancestry(spans, orderSpan).includes(gwSpan), 'order runs under the gateway');
+    for (const svc of ['inventory', 'payment', 'points']) {
+      const s = server(svc);
+      assert.ok(s, `${svc} server span`);
+      const chain = ancestry(spans, s);
+      assert.ok(chain.includes(orderSpan), `${svc} runs under the order request`);
+      const parent = chain[1] as Span;
+      assert.equal(parent.kind, 'CLIENT', `${svc} is called through a mesh client span`);
+      assert.equal(parent.service, 'order');
+      assert.ok(BigInt(parent.startTimeUnixNano) <= BigInt(s.startTimeUnixNano), `${svc}: the client span starts first`);
+    }
+    assert.ok(spans.some((s) => s.service === 'order' && /^saga place-order reserve-stock/.test(s.name)), 'saga steps are spans');
+    assert.ok(spans.some((s) => s.service === 'order' && s.name === 'db.transaction'), 'database transactions are spans');
+    const [inv, pay] = [server('inventory'), server('payment')] as [Span, Span];
+    assert.ok(BigInt(inv.startTimeUnixNano) < BigInt(pay.startTimeUnixNano), 'stock is reserved before the wallet is charged');
+  });
+
+  test('a request arriving with B3 headers continues that trace, and the answer carries its traceparent', async () => {
+    const traceId = randomUUID().replace(/-/g, '');
+    const spanId = randomUUID().replace(/-/g, '').slice(0, 16);
+    const r = await http(`${gw}/api/products/p-0002`, { headers: { 'x-b3-traceid': traceId, 'x-b3-spanid': spanId, 'x-b3-sampled': '1' } });
+    assert.equal(r.status, 200);
+    assert.equal(traceIdOf(r.headers.get('traceparent')), traceId);
+    const spans = await traceWith(traceId, ['gateway', 'inventory']);
+    const gwSpan = spans.find((s) => s.service === 'gateway' && s.kind === 'SERVER');
+    assert.equal(gwSpan?.parentSpanId, spanId, 'the gateway span is a child of the caller B3 span');
+    const single = randomUUID().replace(/-/g, '');
+    const r2 = await http(`${gw}/api/products/p-0003`, { headers: { b3: `${single}-${spanId}-1` } });
+    assert.equal(traceIdOf(r2.headers.get('traceparent')), single, 'single-header b3 is accepted too');
+    const w3c = randomUUID().replace(/-/g, '');
+    const r3 = await http(`${gw}/api/products/p-0004`, { headers: { traceparent: `00-${w3c}-${spanId}-01` } });
+    assert.equal(traceIdOf(r3.headers.get('traceparent')), w3c, 'W3C traceparent is accepted');
+  });
+
+  test('traces are searchable by service, status and duration', async () => {
+    const r = await http<{ items: Array<{ traceId: string; services: string[]; durationMs: number; status: string }> }>(`${sys.controlUrl}/api/traces?service=payment&limit=5`);
+    assert.equal(r.status, 200);
+    assert.ok(r.body.items.length > 0);
+    assert.ok(r.body.items.every((t) => t.services.includes('payment')));
+    const slow = await http<{ items: Array<{ durationMs: number }> }>(`${sys.controlUrl}/api/traces?minDurationMs=1000000`);
+    assert.deepEqual(slow.body.items, []);
+    assert.equal((await http(`${sys.controlUrl}/api/traces?limit=0`)).status, 400);
+    assert.equal((await http(`${sys.controlUrl}/api/traces/not-a-trace-id`)).status, 400);
+  });
+
+  test('OTEL_EXPORTER_OTLP_ENDPOINT sends spans to any OTLP/HTTP collector instead', async () => {
+    const received: unknown[] = [];
+    const collector = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        if (req.url === '/v1/traces') received.push(JSON.parse(body));
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((r) => collector.listen(0, '127.0.0.1', r));
+    const port = (collector.address() as { port: number }).port;
+    const proc = spawn(process.execPath, [appEntry('sample')], {
+      env: { ...process.env, CONCORD_REGISTER: 'false', OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, CONCORD_DATA_DIR: join(outputDir('observability'), 'collector') },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      const url = await pollUntil('sample listening', () => new Promise<string | null>((r) => proc.stdout.once('data', (d) => r(/"url":"([^"]+)"/.exec(String(d))?.[1] ?? null))), 10_000);
+      await http(`${url}/api/sample/hello`);
+      await pollUntil('spans at the collector', () => received.length > 0, 10_000);
+      assert.match(JSON.stringify(received[0]), /"service.name"/);
+    } finally {
+      proc.kill('SIGTERM');
+      collector.close();
+    }
+  });
+});
+
+describe('metrics', () => {
+  test('every process serves /metrics with Istio names and labels; the control plane lists them for Prometheus', async () => {
+    const targets = (await http<Array<{ targets: string[]; labels: Record<string, string> }>>(`${sys.controlUrl}/api/prometheus/targets`)).body;
+    const services = new Set(targets.map((t) => t.labels.service));
+    for (const s of ['control-plane', 'gateway', 'order', 'inventory', 'payment', 'points', 'user', 'recommendation']) assert.ok(services.has(s), s);
+    const order = targets.find((t) => t.labels.service === 'order')!;
+    const text = (await http<string>(`http://${order.targets[0]}/metrics`)).text;
+    assert.match(text, /istio_requests_total\{[^}]*reporter="destination"[^}]*destination_service="order\.default\.svc\.cluster\.local"/);
+    assert.match(text, /istio_requests_total\{[^}]*reporter="source"[^}]*destination_service_name="inventory"[^}]*response_code="20\d"/);
+    assert.match(text, /istio_request_duration_milliseconds_bucket\{[^}]*le="/);
+    assert.match(text, /concord_saga_outcomes_total\{[^}]*type="place-order"[^}]*status="COMPLETED"/);
+    assert.match(text, /nodejs_eventloop_lag_seconds/);
+  });
+
+  test('a real Prometheus scrapes through the service discovery endpoint and answers the guide\'s three queries', async (t) => {
+    const bin = await installPrometheus();
+    if (!bin) {
+      t.skip('prometheus is not installed and could not be installed (apt-get install -y prometheus); skipping the real-Prometheus check');
+      return;
+    }
+    const dir = join(outputDir('observability'), 'prometheus');
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    const port = await freePort();
+    writeFileSync(
+      join(dir, 'prometheus.yml'),
+      `global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: concord\n    http_sd_configs:\n      - url: ${sys.controlUrl}/api/prometheus/targets\n        refresh_interval: 2s\n`,
+    );
+    const prom: ChildProcess = spawn(bin, [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let promLog = '';
+    prom.stderr?.on('data', (d) => (promLog = (promLog + d).slice(-4000)));
+    try {
+      const api = `http://127.0.0.1:${port}/api/v1`;
+      await pollUntil('prometheus ready', async () => (await http(`http://127.0.0.1:${port}/-/ready`)).status === 200, 30_000, 250);
+      // Some 5xx traffic for the error-ratio query: a VirtualService injects aborts.
+      const vs = 'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: recommendation-faults\nspec:\n  hosts: [recommendation]\n  http:\n    - fault:\n        abort:\n          httpStatus: 503\n          percentage:\n            value: 50\n      route:\n        - destination:\n            host: recommendation\n';
+      const applied = await http(`${sys.controlUrl}/api/config`, { method: 'POST', body: vs, headers: { 'content-type': 'application/yaml' } });
+      assert.equal(applied.status, 200, applied.text);
+      const u = await newUser(gw);
+      const deadline = Date.now() + 60_000;
+      const queries = {
+        rate: 'sum by (destination_service) (rate(istio_requests_total[1m]))',
+        p99: 'histogram_quantile(0.99, rate(istio_request_duration_milliseconds_bucket[1m]))',
+        errors: 'rate(istio_requests_total{response_code=~"5.."}[1m]) / rate(istio_requests_total[1m])',
+      };
+      const results: Record<string, unknown[]> = {};
+      while (Date.now() < deadline) {
+        await placeOrder(gw, u.auth, [{ productId: 'p-0005', quantity: 1 }]);
+        for (let i = 0; i < 5; i++) await http(`${gw}/api/recommendations`);
+        let all = true;
+        for (const [name, q] of Object.entries(queries)) {
+          const r = await http<{ data: { result: Array<{ value: [number, string] }> } }>(`${api}/query?query=${encodeURIComponent(q)}`);
+          const series = (r.body?.data?.result ?? []).filter((s) => s.value[1] !== 'NaN');
+          results[name] = series;
+          if (series.length === 0) all = false;
+        }
+        if (all) break;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      for (const name of Object.keys(queries)) assert.ok((results[name] ?? []).length > 0, `${name} returned no series (prometheus log: ${promLog.slice(-500)})`);
+      const byService = results.rate as Array<{ metric: Record<string, string> }>;
+      assert.ok(byService.some((s) => s.metric.destination_service === 'order.default.svc.cluster.local'));
+    } finally {
+      prom.kill('SIGTERM');
+      await http(`${sys.controlUrl}/api/config/VirtualService/recommendation-faults`, { method: 'DELETE' }).catch(() => null);
+    }
+  });
+});
+
+async function installPrometheus(): Promise<string | null> {
+  for (const p of ['/usr/bin/prometheus', '/bin/prometheus']) if (existsSync(p)) return p;
+  try {
+    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', '-o', 'DPkg::Lock::Timeout=240', 'prometheus'], { stdio: 'ignore', timeout: 300_000, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  } catch {
+    return null;
+  }
+  return existsSync('/usr/bin/prometheus') ? '/usr/bin/prometheus' : null;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = netServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}

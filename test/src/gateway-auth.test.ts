@@ -250,6 +250,38 @@ describe('every route × every kind of caller answers by its documented rule', (
   }
 });
 
+describe('entry', () => {
+  test('a valid client x-request-id is kept; an invalid one is replaced', async () => {
+    const kept = await http(`${gw}/api/products/p-0001`, { headers: { 'x-request-id': 'client-req-42' } });
+    assert.equal(kept.status, 200);
+    assert.equal(kept.headers.get('x-request-id'), 'client-req-42');
+    const replaced = await http(`${gw}/api/products/p-0001`, { headers: { 'x-request-id': 'bad id with spaces <script>' } });
+    assert.match(replaced.headers.get('x-request-id') ?? '', /^[0-9a-f-]{36}$/);
+  });
+
+  test('the client’s trace continues through the gateway; a request without one gets a new trace', async () => {
+    const traceId = randomBytes(16).toString('hex');
+    const r = await http(`${gw}/api/users/me`, { headers: { ...alice.auth, traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` } });
+    assert.equal(r.status, 200);
+    assert.match(r.headers.get('traceparent') ?? '', new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`));
+    const fresh = await http(`${gw}/api/users/me`, { headers: alice.auth });
+    assert.match(fresh.headers.get('traceparent') ?? '', /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/);
+    assert.doesNotMatch(fresh.headers.get('traceparent') ?? '', new RegExp(traceId));
+  });
+
+  test('internal x-concord-* headers from outside are dropped before anything reads them', async () => {
+    // Inside the mesh this header carries the caller's remaining deadline; 0 would mean "already late".
+    const r = await http(`${gw}/api/products/p-0001`, { headers: { 'x-concord-timeout-ms': '0', 'x-concord-source': 'user@v1#forged' } });
+    assert.equal(r.status, 200, r.text);
+    assert.match(r.headers.get('x-served-by') ?? '', /^inventory@/);
+  });
+
+  test('upstream answers carry x-served-by of the instance that produced them', async () => {
+    const r = await http(`${gw}/api/wallet`, { headers: alice.auth });
+    assert.match(r.headers.get('x-served-by') ?? '', /^payment@v1#payment-1$/);
+  });
+});
+
 describe('JWT attacks are refused with 401 at the gateway', () => {
   /**
    * The user service's real signing key, from its data dir: the forgeries below are validly

@@ -265,7 +265,8 @@ spec:
 `);
     const r = c.virtualServices[0]!.http[0]!;
     assert.equal(r.timeoutMs, 500);
-    assert.deepEqual(r.retries, { attempts: 3, retryOn: ['connect-failure', 'refused-stream'], perTryTimeoutMs: 2000 });
+    // retryOn omitted: left empty, so the data plane applies Istio's default conditions (incl. 503).
+    assert.deepEqual(r.retries, { attempts: 3, retryOn: [], perTryTimeoutMs: 2000 });
     assert.deepEqual(r.mirror, { host: 'httpbin', subset: 'v2' });
     assert.equal(r.mirrorPercentage, 100, 'Istio mirrors everything when mirrorPercentage is unset');
   });
@@ -908,7 +909,10 @@ test('the examples shipped in deploy/mesh are valid together', () => {
 
 describe('regular expressions work on both RE2 and JavaScript', () => {
   test('ordinary patterns pass', () => {
-    for (const p of ['/api/v[0-9]+/.*', '^/x$', '(?:a|b)+', '[^/]+\\.json', 'a{2,5}', '(?<id>[0-9]+)', '\\d+\\.\\d+']) assert.equal(regexProblem(p), null, p);
+    for (const p of ['/api/v[0-9]+/.*', '^/x$', '(?:a|b)', '[ab]+', '[^/]+\\.json', 'a{2,5}', '(?<id>[0-9]+)', '\\d+\\.\\d+']) assert.equal(regexProblem(p), null, p);
+  });
+  test('patterns the data plane would refuse at request time (catastrophic backtracking risks) are refused here too', () => {
+    for (const p of ['(a+)+', '(?:a|b)+', '(a|aa)*']) assert.match(regexProblem(p) ?? '', /not allowed|backtrack|repetition/, p);
   });
   test('RE2-only or JavaScript-only constructs are refused', () => {
     for (const p of ['(?=a)', '(?!a)', '(?<=a)b', '(?<!a)b', '(a)\\1', '\\k<x>', '(?i)abc', '\\pL', 'a{1001}', '[]a]', '\\u0041', '*']) {

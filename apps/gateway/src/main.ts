@@ -16,11 +16,13 @@ import {
   stringVar,
   type VarSpec,
 } from '@concord/platform';
+import type { IncomingMessage } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DASHBOARD_SERVICES, Dashboard } from './dashboard.js';
 import { clientResponseHeaders, nextTraceparent, upstreamRequestHeaders } from './headers.js';
 import { FailoverRateLimiter, LoopClock, MemoryRateLimiter, type RateLimiter, RedisRateLimiter, parseGroupLimits, rateLimitHeaders } from './rate-limit.js';
 import { type Group, ROUTES, type RouteSpec, UPSTREAMS } from './routes-table.js';
+import { lazyChildLoggerFactory } from './lazy-logger.js';
 import { answerProtocolErrors } from './wire.js';
 
 const groupLimitsVar: VarSpec<Record<string, number>> = {
@@ -129,13 +131,20 @@ runService({
     }
 
     answerProtocolErrors(app.server);
+    // Internal headers (x-concord-*: deadlines, faults, source identities) mean something only
+    // between Concord's own processes: from outside they are dropped before anything reads them.
+    app.server.prependListener('request', (req: IncomingMessage) => {
+      for (const name in req.headers) if (name.startsWith('x-concord-')) delete req.headers[name];
+    });
+    // Request loggers are made only for requests that log something.
+    app.setChildLoggerFactory(lazyChildLoggerFactory as unknown as Parameters<typeof app.setChildLoggerFactory>[0]);
 
     // Bodies pass through untouched (the service validates them), within the size limit.
     app.removeAllContentTypeParsers();
     app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
-    // Every answer carries the trace context the gateway continued or started, so a client can
-    // find its request (upstream answers carry their own, which wins).
+    // Every answer carries the trace context of its request, so a client can find it (upstream
+    // answers carry their own, which wins).
     app.decorateRequest('traceparent', '');
     app.addHook('onRequest', (req, reply, done) => {
       const url = req.raw.url ?? '/';
@@ -144,8 +153,14 @@ runService({
         done(new HttpError(400, 'bad-path', 'the path contains dot segments or encoded separators'));
         return;
       }
-      req.traceparent = nextTraceparent(req.headers.traceparent);
-      reply.header('traceparent', req.traceparent);
+      // The service kit's server span, when tracing is on, already continued the client's trace
+      // and answers with it; otherwise the gateway continues (or starts) the trace itself.
+      const traced = reply.getHeader('traceparent');
+      if (typeof traced === 'string') req.traceparent = traced;
+      else {
+        req.traceparent = nextTraceparent(req.headers.traceparent);
+        reply.header('traceparent', req.traceparent);
+      }
       done();
     });
 

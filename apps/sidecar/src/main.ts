@@ -63,6 +63,8 @@ const SIDECAR_HEADERS = new Set(['x-forwarded-client-cert', 'x-forwarded-proto',
 const EGRESS_METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
 const LOCAL_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
 /** HEAD comes with GET (Fastify exposes HEAD for every GET route). */
+/** Distinct services the app may call through the egress (each is a registry watch). */
+const MAX_EGRESS_SERVICES = 256;
 const INBOUND_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
 /** Flattens Node's headers (arrays joined) without hop-by-hop ones and those in `drop`. */
@@ -208,10 +210,18 @@ function answerProblem(res: ServerResponse, p: Problem, headers: Record<string, 
   res.end(body);
 }
 
+const egressServices = new Set<string>();
+
 async function forwardOutbound(meshClient: MeshClient, telemetry: Telemetry, req: IncomingMessage, res: ServerResponse, maxBytes: number): Promise<void> {
   try {
     const target = egressTarget(req.headers.host, req.url ?? '/');
     if ('error' in target) return answerProblem(res, problem(400, 'bad-egress-target', target.error));
+    if (!egressServices.has(target.service)) {
+      if (egressServices.size >= MAX_EGRESS_SERVICES) {
+        return answerProblem(res, problem(400, 'too-many-egress-services', `the egress calls at most ${MAX_EGRESS_SERVICES} distinct services`));
+      }
+      egressServices.add(target.service);
+    }
     const method = req.method ?? 'GET';
     if (!EGRESS_METHODS.has(method)) {
       return answerProblem(res, problem(405, 'method-not-allowed', `the egress relays ${[...EGRESS_METHODS].join(', ')}`), { allow: [...EGRESS_METHODS].join(', ') });

@@ -52,7 +52,12 @@ export class MetricsScraper {
       maxBytes: opts.maxBytes ?? DEFAULTS.maxBytes,
       parallel: opts.parallel ?? DEFAULTS.parallel,
     };
-    this.model = new TrafficModel({ capacity: Math.ceil(600_000 / this.o.intervalMs), maxKeys: 2000, maxInstances: this.o.maxInstances, intervalMs: this.o.intervalMs });
+    this.model = new TrafficModel({
+      capacity: Math.ceil(600_000 / this.o.intervalMs),
+      maxKeys: 2000,
+      maxInstances: this.o.maxInstances,
+      intervalMs: this.o.intervalMs,
+    });
     this.startedAtMs = this.now();
   }
 

@@ -129,7 +129,10 @@ export function parsePromText(text: string, keep: (name: string) => boolean, max
       malformed++;
       continue;
     }
-    const rest = line.slice(i).trim().split(/[ \t]+/);
+    const rest = line
+      .slice(i)
+      .trim()
+      .split(/[ \t]+/);
     const value = parseValue(rest[0] ?? '');
     if (value === null || rest.length > 2) {
       malformed++;

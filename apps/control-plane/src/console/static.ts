@@ -36,7 +36,8 @@ const CONTENT_TYPES: Record<string, string> = {
 /** Paths the APIs own: never the console's. */
 const RESERVED = /^\/(api|v1|health|metrics|debug|\.well-known)(\/|$)/;
 
-const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'";
+const CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 export interface StaticOptions {
   root?: string;

@@ -93,7 +93,7 @@ export interface TrafficLimits {
   maxKeys: number;
   /** Instances followed; more are ignored. */
   maxInstances: number;
-  /** The nominal scrape interval: the length of the first tick. */
+  /** The nominal scrape interval (the step of the series). */
   intervalMs: number;
 }
 
@@ -175,7 +175,8 @@ export class TrafficModel {
 
   /** Records one scrape round. Instances absent from `round` are forgotten. */
   record(atMs: number, round: readonly RoundInput[]): Tick {
-    const seconds = this.lastRoundMs === null ? this.limits.intervalMs / 1000 : Math.max(0.001, (atMs - this.lastRoundMs) / 1000);
+    // The first round is a baseline: it observed no interval.
+    const seconds = this.lastRoundMs === null ? 0 : Math.max(0.001, (atMs - this.lastRoundMs) / 1000);
     this.lastRoundMs = atMs;
     const tick: Tick = { atMs, seconds, edges: new Map(), services: new Map(), ejections: [] };
     const present = new Set<string>();

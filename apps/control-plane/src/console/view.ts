@@ -56,7 +56,13 @@ export const NOT_IN_GRAPH = new Set(['control-plane']);
 
 const round = (n: number, digits = 3) => Math.round(n * 10 ** digits) / 10 ** digits;
 
-export function buildTopology(instances: readonly InstanceInfo[], edges: readonly EdgeStats[], served: ReadonlyMap<string, WindowStats>, windowMs: number, nowMs: number): Topology {
+export function buildTopology(
+  instances: readonly InstanceInfo[],
+  edges: readonly EdgeStats[],
+  served: ReadonlyMap<string, WindowStats>,
+  windowMs: number,
+  nowMs: number,
+): Topology {
   const byService = new Map<string, InstanceInfo[]>();
   for (const i of instances) {
     if (NOT_IN_GRAPH.has(i.service)) continue;
@@ -109,15 +115,23 @@ export function breakerName(state: number): string {
 }
 
 /** Instances with what their last scrape said (memory, breakers, ejections). */
-export function servicesView(instances: readonly InstanceInfo[], states: readonly InstanceState[], recentEjections: ReturnType<TrafficModel['recentEjections']>) {
+export function servicesView(
+  instances: readonly InstanceInfo[],
+  states: readonly InstanceState[],
+  recentEjections: ReturnType<TrafficModel['recentEjections']>,
+) {
   const stateOf = new Map(states.map((s) => [s.instanceId, s]));
   return {
     instances: instances.map((i) => {
       const s = stateOf.get(i.id);
       return { ...i, rssBytes: s?.rssBytes ?? null, lastScrapeMs: s?.lastScrapeMs ?? null, scrapeError: s?.error ?? null };
     }),
-    breakers: states.flatMap((s) => s.breakers.map((b) => ({ instanceId: s.instanceId, service: s.service, destination: b.destination, state: breakerName(b.state) }))),
-    ejected: states.flatMap((s) => s.ejected.filter((e) => e.count > 0).map((e) => ({ instanceId: s.instanceId, service: s.service, destination: e.destination, count: e.count }))),
+    breakers: states.flatMap((s) =>
+      s.breakers.map((b) => ({ instanceId: s.instanceId, service: s.service, destination: b.destination, state: breakerName(b.state) })),
+    ),
+    ejected: states.flatMap((s) =>
+      s.ejected.filter((e) => e.count > 0).map((e) => ({ instanceId: s.instanceId, service: s.service, destination: e.destination, count: e.count })),
+    ),
     recentEjections,
   };
 }

@@ -470,6 +470,9 @@ export async function startService<S extends Schema>(def: ServiceDefinition<S>, 
 
   await def.setup(ctx);
   await app.ready();
+  // The first configuration before the first connection: a STRICT workload must not accept
+  // plaintext in the moment between listening and learning that it is STRICT.
+  if (configClient) await configClient.ready(2000);
   const inbound = new InboundListener(app.server, identity, {
     mode: () => (configClient ? meshcore.peerAuthenticationMode(configClient.config.peerAuthentications, labels).mode : 'PERMISSIVE'),
   });
@@ -477,7 +480,6 @@ export async function startService<S extends Schema>(def: ServiceDefinition<S>, 
   const host = kit.host.includes(':') ? `[${kit.host}]` : kit.host;
   const url = `http://${host}:${port}`;
   await def.afterListen?.(ctx, port);
-  if (configClient) await configClient.ready(2000);
   state.ready = true;
 
   const registration: Registration = {

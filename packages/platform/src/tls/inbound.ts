@@ -7,7 +7,7 @@
  */
 import type { Server as HttpServer } from 'node:http';
 import { type Server, type Socket, createServer } from 'node:net';
-import { TLSSocket } from 'node:tls';
+import { type Server as TlsServer, TLSSocket, createServer as createTlsServer } from 'node:tls';
 import { mesh } from '@concord/core';
 import { spiffeOfCert } from './ca.js';
 import type { WorkloadIdentity } from './identity.js';
@@ -31,13 +31,36 @@ export interface InboundStats {
 export class InboundListener {
   readonly server: Server;
   readonly stats: InboundStats = { tls: 0, plaintext: 0, refusedPlaintext: 0, refusedTls: 0, failedHandshakes: 0 };
+  /**
+   * Runs the TLS handshakes (it never listens: sniffed sockets are handed to it). A tls.Server,
+   * not a bare TLSSocket: only the server enforces `rejectUnauthorized` on the client's
+   * certificate — a bare server-side TLSSocket completes the handshake with a certificate from
+   * any CA (Node checks only that one was sent).
+   */
+  private readonly tls: TlsServer | null = null;
 
   constructor(
     private readonly http: HttpServer,
-    private readonly identity: WorkloadIdentity | null,
+    identity: WorkloadIdentity | null,
     private readonly policy: InboundPolicy,
   ) {
     this.server = createServer({ pauseOnConnect: false, noDelay: true }, (socket) => this.onConnection(socket));
+    const m = identity?.current;
+    if (identity && m) {
+      const tls = createTlsServer(
+        { key: m.keyPem, cert: m.certPem, ca: m.caPem, requestCert: true, rejectUnauthorized: true, handshakeTimeout: SNIFF_TIMEOUT_MS },
+        (tlsSocket) => {
+          this.stats.tls++;
+          this.http.emit('connection', tlsSocket);
+        },
+      );
+      tls.on('tlsClientError', (_err, tlsSocket) => {
+        this.stats.failedHandshakes++;
+        tlsSocket.destroy();
+      });
+      identity.onRotate((next) => tls.setSecureContext({ key: next.keyPem, cert: next.certPem, ca: next.caPem }));
+      this.tls = tls;
+    }
   }
 
   private onConnection(socket: Socket): void {
@@ -49,21 +72,12 @@ export class InboundListener {
       socket.unshift(first);
       const mode = this.policy.mode();
       if (first[0] === TLS_HANDSHAKE) {
-        const ctx = this.identity?.serverContext;
-        if (!ctx || mode === 'DISABLE') {
+        if (!this.tls || mode === 'DISABLE') {
           this.stats.refusedTls++;
           socket.destroy();
           return;
         }
-        const tlsSocket = new TLSSocket(socket, { isServer: true, secureContext: ctx, requestCert: true, rejectUnauthorized: true });
-        tlsSocket.once('error', () => {
-          this.stats.failedHandshakes++;
-          tlsSocket.destroy();
-        });
-        tlsSocket.once('secure', () => {
-          this.stats.tls++;
-          this.http.emit('connection', tlsSocket);
-        });
+        this.tls.emit('connection', socket);
         return;
       }
       if (mode === 'STRICT') {

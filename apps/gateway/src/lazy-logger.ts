@@ -1,0 +1,72 @@
+/**
+ * A request logger that costs nothing until something is logged. Fastify makes a child logger
+ * (pino `child`, which serializes its bindings) for every request; the gateway logs for few of
+ * them (below the configured level, none), so the child is made on the first enabled call only.
+ */
+import type { FastifyBaseLogger } from 'fastify';
+
+type LogFn = (...args: unknown[]) => void;
+type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+
+interface PinoLike extends FastifyBaseLogger {
+  isLevelEnabled?(level: string): boolean;
+}
+
+export class LazyChildLogger {
+  private made: FastifyBaseLogger | null = null;
+
+  constructor(
+    private readonly parent: PinoLike,
+    private readonly bindings: Record<string, unknown>,
+    private readonly opts: Record<string, unknown>,
+  ) {}
+
+  private get real(): FastifyBaseLogger {
+    this.made ??= this.parent.child(this.bindings, this.opts);
+    return this.made;
+  }
+
+  private log(level: Level, args: unknown[]): void {
+    if (this.parent.isLevelEnabled && !this.parent.isLevelEnabled(level)) return;
+    (this.real[level] as LogFn)(...args);
+  }
+
+  get level(): string {
+    return this.made?.level ?? this.parent.level;
+  }
+
+  set level(value: string) {
+    this.real.level = value;
+  }
+
+  fatal(...args: unknown[]): void {
+    this.log('fatal', args);
+  }
+  error(...args: unknown[]): void {
+    this.log('error', args);
+  }
+  warn(...args: unknown[]): void {
+    this.log('warn', args);
+  }
+  info(...args: unknown[]): void {
+    this.log('info', args);
+  }
+  debug(...args: unknown[]): void {
+    this.log('debug', args);
+  }
+  trace(...args: unknown[]): void {
+    this.log('trace', args);
+  }
+  silent(): void {}
+
+  /** Lazy too: a child of a child not yet made is one child with both sets of bindings. */
+  child(bindings: Record<string, unknown>, opts?: Record<string, unknown>): FastifyBaseLogger {
+    if (this.made) return this.made.child(bindings, opts);
+    return new LazyChildLogger(this.parent, { ...this.bindings, ...bindings }, { ...this.opts, ...opts }) as unknown as FastifyBaseLogger;
+  }
+}
+
+/** For `app.setChildLoggerFactory`. */
+export function lazyChildLoggerFactory(logger: FastifyBaseLogger, bindings: Record<string, unknown>, opts: Record<string, unknown>): FastifyBaseLogger {
+  return new LazyChildLogger(logger as PinoLike, bindings, opts) as unknown as FastifyBaseLogger;
+}

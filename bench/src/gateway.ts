@@ -4,8 +4,9 @@
  * directly and (b) nginx as a reverse proxy to the same upstream — in one run, same connections
  * and duration for each — then a CPU profile of the gateway's hot path.
  *
- *   node bench/dist/src/gateway.js [--duration 8] [--rounds 2] [--connections 32] [--warmup 3]
+ *   node bench/dist/src/gateway.js [--duration 8] [--rounds 3] [--connections 32] [--warmup 3]
  *                                  [--no-profile] [--profile-seconds 6] [--no-nginx] [--no-install]
+ *                                  [--no-tracing]   (CONCORD_TRACING=false everywhere: what tracing costs)
  *
  * Results: a table on stdout and bench/out/gateway.json; the profile in bench/out/gateway-profile/.
  */
@@ -23,13 +24,14 @@ import { type BenchSystem, OUT_DIR, json, pollUntil, startSystem } from './syste
 const { values: opts } = parseArgs({
   options: {
     duration: { type: 'string', default: '8' },
-    rounds: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '3' },
     connections: { type: 'string', default: '32' },
     warmup: { type: 'string', default: '3' },
     'profile-seconds': { type: 'string', default: '6' },
     'no-profile': { type: 'boolean', default: false },
     'no-nginx': { type: 'boolean', default: false },
     'no-install': { type: 'boolean', default: false },
+    'no-tracing': { type: 'boolean', default: false },
   },
 });
 const DURATION_S = positive('duration');
@@ -293,7 +295,8 @@ function summarize(rows: Measured[], target: string): { reqPerS: number; p50Ms: 
     return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
   };
   return {
-    reqPerS: mine.reduce((a, r) => a + r.reqPerS, 0) / mine.length,
+    // Medians: on a shared machine one disturbed round should not move the result.
+    reqPerS: median(mine.map((r) => r.reqPerS)),
     p50Ms: median(mine.map((r) => r.p50Ms)),
     p99Ms: median(mine.map((r) => r.p99Ms)),
     rounds: mine.map((r) => Math.round(r.reqPerS)),
@@ -307,7 +310,9 @@ async function main(): Promise<number> {
   say(`machine: ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}, Node.js ${process.versions.node}`);
   say('the load generator (autocannon) runs in this process, on the same machine as everything it measures');
 
-  const rateEnv = { CONCORD_RATE_LIMIT_PER_USER: '1000000', CONCORD_RATE_LIMIT_PER_IP: '1000000' };
+  const rateEnv: Record<string, string> = { CONCORD_RATE_LIMIT_PER_USER: '1000000', CONCORD_RATE_LIMIT_PER_IP: '1000000' };
+  if (opts['no-tracing']) rateEnv.CONCORD_TRACING = 'false';
+  say(`tracing: ${opts['no-tracing'] ? 'off (--no-tracing)' : 'on (the default; --no-tracing measures without it)'}`);
   const admin = { email: 'bench-admin@concord.bench', password: randomBytes(12).toString('hex') };
   say('starting control plane, user, payment and gateway …');
   const sys = await startSystem({
@@ -385,6 +390,7 @@ async function main(): Promise<number> {
     const ratio = (a: number | undefined, b: number | undefined) => (a && b ? a / b : null);
     const fmt = (x: number | null) => (x === null ? '—' : `${x.toFixed(2)}×`);
     say('');
+    say(`medians over ${ROUNDS} round(s):`);
     say(`${'target'.padEnd(9)}${'req/s'.padStart(9)}${'p50 ms'.padStart(9)}${'p99 ms'.padStart(9)}${'vs direct'.padStart(11)}${'vs nginx'.padStart(10)}   rounds (req/s)`);
     for (const [name, s] of [
       ['direct', d],
@@ -418,6 +424,7 @@ async function main(): Promise<number> {
       path: PATH,
       connections: CONNECTIONS,
       durationS: DURATION_S,
+      tracing: !opts['no-tracing'],
       rounds: ROUNDS,
       machine: { cpus: cpus().length, model: cpus()[0]?.model ?? null, loadavg: loadavg(), node: process.versions.node },
       nginx: nginxNote || null,

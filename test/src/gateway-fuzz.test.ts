@@ -409,8 +409,9 @@ test(`${TOTAL} generated hostile requests: only 4xx, the gateway stays up, its m
     }
     if (!(res instanceof Error) && /\n\s+at .+:\d+:\d+/.test(res.body.toString('utf8'))) bad.push(`${c.kind}: a stack trace in the answer`);
   });
-  const summary = [...byKind].map(([k, m]) => `${k}: ${[...m].map(([s, n]) => `${s}×${n}`).join(' ')}`).join('\n');
-  t.diagnostic(summary);
+  const lines = [...byKind].map(([k, m]) => `${k}: ${[...m].map(([s, n]) => `${s}×${n}`).join(' ')}`);
+  for (const line of lines) t.diagnostic(line);
+  const summary = lines.join('\n');
   assert.deepEqual(bad, [], `every answer is a 4xx:\n${bad.join('\n')}\n${summary}`);
   assert.equal(answered, TOTAL, 'every request got an answer');
 

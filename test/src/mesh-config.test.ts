@@ -77,6 +77,63 @@ spec:
     retry: {attempts: 3}
 `;
 
+/** The remaining kinds of mistakes: connection pool, outlier detection, header match, fault, retries, mTLS mode, principals. */
+const BAD_POLICIES = `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: recommendation
+spec:
+  host: recommendation
+  trafficPolicy:
+    connectionPool:
+      tcp: {maxConnections: -1}
+      http: {http1MaxPendingRequests: 0.5}
+    outlierDetection:
+      consecutive5xxErrors: -3
+      baseEjectionTime: soon
+      maxEjectionPercent: 150
+  subsets:
+  - {name: v1, labels: {version: v1}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: recommendation
+spec:
+  hosts: [recommendation]
+  http:
+  - match:
+    - headers:
+        end-user: {exact: jason, prefix: ja}
+    fault:
+      delay: {fixedDelay: 5s, percentage: {value: 120}}
+      abort: {httpStatus: 700, percentage: {value: 10}}
+    retries: {attempts: -1}
+    route:
+    - destination: {host: recommendation, subset: v1}
+  - retries: {attempts: 2, perTryTimeout: 0s}
+    route:
+    - destination: {host: recommendation, subset: v1}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata:
+  name: strict
+spec:
+  mtls: {mode: SOMETIMES}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: only-order
+spec:
+  selector: {matchLabels: {app: recommendation}}
+  action: ALLOW
+  rules:
+  - from:
+    - source: {principals: [order, cluster.local/ns/default/sa/nobody]}
+`;
+
 // biome-ignore lint/suspicious/noExplicitAny: answers are checked field by field
 type Json = Record<string, any>;
 
@@ -177,6 +234,32 @@ describe('mesh configuration', () => {
     assert.equal(rec.inForceVersion, before.version);
     assert.match(rec.reason, /spec\.http\[0\]\.route\[1\]\.weight/);
     assert.equal(status.resources.find((s: Json) => s.name === 'ghost').state, 'rejected');
+  });
+
+  test('every other kind of mistake in the acceptance list is refused with its field path, and nothing changes', async () => {
+    const before = await current();
+    const r = await yamlPost(url, BAD_POLICIES);
+    assert.equal(r.status, 400, r.text);
+    assert.match(r.body.detail, /nothing was applied/);
+    assert.deepEqual(r.body.errors.map((e: Json) => e.path).sort(), [
+      'AuthorizationPolicy/only-order: spec.rules[0].from[0].source.principals[0]',
+      'AuthorizationPolicy/only-order: spec.rules[0].from[0].source.principals[1]',
+      'DestinationRule/recommendation: spec.trafficPolicy.connectionPool.http.http1MaxPendingRequests',
+      'DestinationRule/recommendation: spec.trafficPolicy.connectionPool.tcp.maxConnections',
+      'DestinationRule/recommendation: spec.trafficPolicy.outlierDetection.baseEjectionTime',
+      'DestinationRule/recommendation: spec.trafficPolicy.outlierDetection.consecutive5xxErrors',
+      'DestinationRule/recommendation: spec.trafficPolicy.outlierDetection.maxEjectionPercent',
+      'PeerAuthentication/strict: spec.mtls.mode',
+      'VirtualService/recommendation: spec.http[0].fault.abort.httpStatus',
+      'VirtualService/recommendation: spec.http[0].fault.delay.percentage.value',
+      'VirtualService/recommendation: spec.http[0].match[0].headers[end-user]',
+      'VirtualService/recommendation: spec.http[0].retries.attempts',
+      'VirtualService/recommendation: spec.http[1].retries.perTryTimeout',
+    ]);
+    for (const e of r.body.errors as Json[]) assert.ok(e.line >= 1 && typeof e.message === 'string' && e.message.length > 0, JSON.stringify(e));
+    const after = await current();
+    assert.equal(after.version, before.version, 'the version stays');
+    assert.deepEqual(after.config, before.config, 'nothing was half-applied');
   });
 
   test('YAML syntax errors come back with line and column; other bodies are accepted as {yaml} or refused', async () => {

@@ -16,23 +16,26 @@ export class LazyChildLogger {
   private made: FastifyBaseLogger | null = null;
 
   constructor(
-    private readonly parent: PinoLike,
+    /** The real logger at the root of the chain (its level decides what is logged). */
+    private readonly root: PinoLike,
+    /** A lazy parent, for a child of a child. */
+    private readonly parent: LazyChildLogger | null,
     private readonly bindings: Record<string, unknown>,
-    private readonly opts: Record<string, unknown>,
+    private readonly opts: Record<string, unknown> | undefined,
   ) {}
 
   private get real(): FastifyBaseLogger {
-    this.made ??= this.parent.child(this.bindings, this.opts);
+    this.made ??= (this.parent ? this.parent.real : this.root).child(this.bindings, this.opts);
     return this.made;
   }
 
   private log(level: Level, args: unknown[]): void {
-    if (this.parent.isLevelEnabled && !this.parent.isLevelEnabled(level)) return;
+    if (this.root.isLevelEnabled && !this.root.isLevelEnabled(level)) return;
     (this.real[level] as LogFn)(...args);
   }
 
   get level(): string {
-    return this.made?.level ?? this.parent.level;
+    return this.made?.level ?? this.root.level;
   }
 
   set level(value: string) {
@@ -59,14 +62,14 @@ export class LazyChildLogger {
   }
   silent(): void {}
 
-  /** Lazy too: a child of a child not yet made is one child with both sets of bindings. */
+  /** Lazy too: made (with its parents) on its first enabled line. */
   child(bindings: Record<string, unknown>, opts?: Record<string, unknown>): FastifyBaseLogger {
     if (this.made) return this.made.child(bindings, opts);
-    return new LazyChildLogger(this.parent, { ...this.bindings, ...bindings }, { ...this.opts, ...opts }) as unknown as FastifyBaseLogger;
+    return new LazyChildLogger(this.root, this, bindings, opts) as unknown as FastifyBaseLogger;
   }
 }
 
 /** For `app.setChildLoggerFactory`. */
 export function lazyChildLoggerFactory(logger: FastifyBaseLogger, bindings: Record<string, unknown>, opts: Record<string, unknown>): FastifyBaseLogger {
-  return new LazyChildLogger(logger as PinoLike, bindings, opts) as unknown as FastifyBaseLogger;
+  return new LazyChildLogger(logger as PinoLike, null, bindings, opts) as unknown as FastifyBaseLogger;
 }

@@ -66,11 +66,12 @@ runService({
         connectTimeout: 2000,
         retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
       });
+      const where = redisAddress(config.redisUrl);
       let lastErrorLogMs = 0;
       redis.on('error', (err) => {
         if (Date.now() - lastErrorLogMs < 10_000) return;
         lastErrorLogMs = Date.now();
-        ctx.log.warn({ err: err.message }, `rate-limit store ${config.redisUrl} is unreachable; limits are kept per gateway until it is back`);
+        ctx.log.warn({ err: err.message }, `rate-limit store ${where} is unreachable; limits are kept per gateway until it is back`);
       });
       // An unreachable Redis does not keep the only public entry down: it starts with
       // per-instance limits and moves to the shared ones once Redis answers.
@@ -81,7 +82,7 @@ runService({
           resolve(true);
         });
       });
-      if (!ready) ctx.log.error({ url: config.redisUrl }, 'CONCORD_RATE_LIMIT_REDIS_URL is unreachable at start; using per-gateway limits until it answers');
+      if (!ready) ctx.log.error({ redis: where }, 'CONCORD_RATE_LIMIT_REDIS_URL is unreachable at start; using per-gateway limits until it answers');
       shared = new FailoverRateLimiter(new RedisRateLimiter(redis, config.redisPrefix), local, (err, n) =>
         ctx.log.warn({ err: (err as Error).message, failovers: n }, 'rate-limit store failed; this request was limited by the local buckets'),
       );
@@ -117,10 +118,16 @@ runService({
       reply.headers(headers);
     }
 
+    /**
+     * The client's address. Behind one trusted proxy (CONCORD_TRUST_X_FORWARDED_FOR) it is the
+     * last X-Forwarded-For entry, the one that proxy appended: the entries before it are
+     * whatever the client chose to send.
+     */
     function clientIp(req: FastifyRequest): string {
       if (config.trustForwardedFor) {
         const xff = req.headers['x-forwarded-for'];
-        if (typeof xff === 'string') return xff.split(',')[0]!.trim().slice(0, 64);
+        const last = typeof xff === 'string' ? xff.slice(xff.lastIndexOf(',') + 1).trim() : '';
+        if (last) return last.slice(0, 64);
       }
       return req.ip;
     }
@@ -231,6 +238,16 @@ runService({
     });
   },
 });
+
+/** host:port of a Redis URL, for logs (never its password). */
+function redisAddress(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}`;
+  } catch {
+    return 'redis (unparsable URL)';
+  }
+}
 
 function isProblemType(contentType: string | string[] | undefined): boolean {
   return typeof contentType === 'string' && contentType.startsWith('application/problem+json');

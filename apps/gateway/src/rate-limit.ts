@@ -39,9 +39,18 @@ export interface RateLimiter {
 }
 
 const MAX_BUCKETS = 100_000;
+/** A bucket moves to the young end of the eviction order at most this often. */
+const REORDER_EVERY_MS = 1000;
+
+interface Slot {
+  state: BucketState;
+  /** When the slot last moved to the young end of the map. */
+  movedMs: number;
+}
 
 export class MemoryRateLimiter implements RateLimiter {
-  private readonly buckets = new Map<string, BucketState>();
+  /** Insertion order is (roughly) recency order: the first entry is evicted first. */
+  private readonly buckets = new Map<string, Slot>();
 
   constructor(private readonly maxBuckets = MAX_BUCKETS) {}
 
@@ -49,19 +58,30 @@ export class MemoryRateLimiter implements RateLimiter {
     return this.buckets.size;
   }
 
-  /** Synchronous: the hot path pays no promise for an in-memory decision. */
+  /**
+   * Synchronous: the hot path pays no promise for an in-memory decision. Buckets are updated in
+   * place; a busy key is moved to the young end at most once per REORDER_EVERY_MS (deleting and
+   * re-inserting on every request churns the Map), so eviction is least-recently-used to within
+   * that second. An evicted client gets a full bucket back, never less.
+   */
   takeNow(key: string, policy: BucketPolicy, nowMs: number): Decision {
-    const state = this.buckets.get(key);
-    const r = take(policy, state ?? fullBucket(policy, nowMs), nowMs);
-    if (state) {
-      // Re-insert to keep the most recently used at the end (Map keeps insertion order).
-      this.buckets.delete(key);
-    } else if (this.buckets.size >= this.maxBuckets) {
-      // Evict the least recently used. Its client gets a full bucket back, never less.
+    const slot = this.buckets.get(key);
+    if (slot) {
+      const r = take(policy, slot.state, nowMs);
+      slot.state = r.state;
+      if (nowMs - slot.movedMs >= REORDER_EVERY_MS) {
+        this.buckets.delete(key);
+        this.buckets.set(key, slot);
+        slot.movedMs = nowMs;
+      }
+      return r.decision;
+    }
+    if (this.buckets.size >= this.maxBuckets) {
       const oldest = this.buckets.keys().next().value;
       if (oldest !== undefined) this.buckets.delete(oldest);
     }
-    this.buckets.set(key, r.state);
+    const r = take(policy, fullBucket(policy, nowMs), nowMs);
+    this.buckets.set(key, { state: r.state, movedMs: nowMs });
     return r.decision;
   }
 

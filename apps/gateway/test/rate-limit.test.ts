@@ -15,11 +15,12 @@ test('memory buckets are per key', () => {
 test('memory buckets are bounded: the least recently used is evicted (and comes back full)', () => {
   const l = new MemoryRateLimiter(3);
   for (const k of ['a', 'b', 'c']) for (let i = 0; i < 10; i++) l.takeNow(k, P, 0);
-  l.takeNow('a', P, 0); // a is now the most recent
-  l.takeNow('d', P, 0); // evicts b
+  l.takeNow('a', P, 1000); // a is now the most recent (moved at most once a second)
+  l.takeNow('d', P, 1000); // evicts b
   assert.equal(l.size, 3);
-  assert.equal(l.takeNow('b', P, 0).allowed, true, 'b was evicted and starts full');
-  assert.equal(l.takeNow('a', P, 0).allowed, false, 'a was kept');
+  assert.equal(l.takeNow('b', P, 1000).allowed, true, 'b was evicted and starts full');
+  for (let i = 0; i < 10; i++) l.takeNow('a', P, 1000);
+  assert.equal(l.takeNow('a', P, 1000).allowed, false, 'a was kept, with its state');
 });
 
 test('the loop clock gives every decision of one event-loop turn the same time', async () => {

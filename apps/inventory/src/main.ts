@@ -30,7 +30,7 @@ runService({
     const guard = ctx.registry ? Guard.viaMesh(ctx.mesh) : null;
     publicRoutes(ctx.app, products);
     adminRoutes(ctx.app, products, guard);
-    internalRoutes(ctx.app, products, reservations, { defaultTtlMs: ctx.config.reservationTtlMs });
+    internalRoutes(ctx.app, products, reservations, { defaultTtlMs: ctx.config.reservationTtlMs, store });
 
     const sweeper = new Sweeper({ reservations, log: ctx.log, intervalMs: ctx.config.sweepIntervalMs, batchSize: SWEEP_BATCH });
     sweeper.start();

@@ -70,3 +70,10 @@ export const ReserveBody = Type.Object(
   strict,
 );
 export type ReserveBody = Static<typeof ReserveBody>;
+
+/** One item of POST /internal/batch/reservations: a reserve, or a command by reservation id. */
+export const BatchReservationItem = Type.Union([
+  Type.Object({ op: Type.Literal('reserve'), ...ReserveBody.properties }, strict),
+  Type.Object({ op: Type.Union([Type.Literal('confirm'), Type.Literal('release'), Type.Literal('restock')]), reservationId: ReservationId }, strict),
+]);
+export type BatchReservationItem = Static<typeof BatchReservationItem>;

@@ -20,7 +20,7 @@ import type { Kysely } from 'kysely';
 import { type Cursor, type Line, type LineIn, type Order, type OrderStatus, TERMINAL, decodeCursor, duplicateProducts, encodeCursor, pointsFor, preferWaitS, priceLines } from './domain/order.js';
 import { type OrderDb, migrations } from './migrations.js';
 import { PriceCache } from './prices.js';
-import { type CancelOrderData, type PlaceOrderData, cancelOrderSaga, placeOrderSaga } from './sagas/order-sagas.js';
+import { type CancelOrderData, type PlaceOrderData, cancelOrderSaga, participants, placeOrderSaga } from './sagas/order-sagas.js';
 
 const MAX_WAIT_S = 30;
 const PRODUCT_ID = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
@@ -63,14 +63,15 @@ export async function orderRoutes(ctx: ServiceContext<Config>): Promise<void> {
   const db = store.db;
   const guard = Guard.viaMesh(mesh);
   const prices = new PriceCache(mesh);
-  const relay = new OutboxRelay({ store, mesh, log: ctx.log });
+  const relay = new OutboxRelay({ store, mesh, log: ctx.log, batchPaths: { 'recommendation /internal/events': '/internal/batch/events' } });
   const sagas = new SagaRuntime({ store, log: ctx.log, owner: ctx.instanceId, faults: ctx.faults, leaseMs: config.sagaLeaseMs, telemetry: ctx.telemetry, metrics: ctx.metrics });
   const tuning = {
     stepTimeoutMs: config.sagaStepTimeoutMs,
     retry: { baseMs: Math.min(50, config.sagaBackoffCapMs), capMs: config.sagaBackoffCapMs, maxAttempts: config.sagaMaxAttempts, maxCompensationAttempts: config.sagaMaxCompensationAttempts },
   };
-  sagas.register(placeOrderSaga(mesh, tuning));
-  sagas.register(cancelOrderSaga(mesh, tuning));
+  const parts = participants(mesh);
+  sagas.register(placeOrderSaga(parts, tuning));
+  sagas.register(cancelOrderSaga(parts, tuning));
   ctx.onClose(() => relay.close());
   ctx.onClose(() => sagas.close());
   const sweeper = setInterval(() => void sweepKeys(db, config.idempotencyRetentionMs, Date.now()).catch((err) => ctx.log.warn({ err }, 'idempotency sweep failed')), 3_600_000);
@@ -143,7 +144,8 @@ export async function orderRoutes(ctx: ServiceContext<Config>): Promise<void> {
 
     const orderId = randomUUID();
     const now = new Date().toISOString();
-    const claim = await store.tx(async (trx) => {
+    // Group commit: concurrent order creations share one transaction (each in its savepoint).
+    const claim = await store.group(async (trx) => {
       const c = await claimKey(trx, { userId: me.userId, key, fingerprint, resourceId: orderId, lockMs: (waitS + 10) * 1000, nowMs: Date.now() });
       if (c.kind === 'replay') return c;
       await insertOrder(trx, orderId, me.userId, lines, total, now);
@@ -161,7 +163,8 @@ export async function orderRoutes(ctx: ServiceContext<Config>): Promise<void> {
     if (waitS > 0) await sagas.waitFor(orderId, waitS * 1000);
     const order = (await loadOrder(orderId)) as Order;
     const body = answer(reply, order);
-    await completeKey(db, me.userId, key, reply.statusCode, { orderId });
+    const status = reply.statusCode;
+    await store.group((trx) => completeKey(trx, me.userId, key, status, { orderId }));
     return body;
   });
 

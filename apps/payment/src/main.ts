@@ -15,7 +15,7 @@ runService({
   async setup(ctx) {
     const store = await openServiceStore<PaymentDb>(ctx, migrations);
     const payments = new Payments(store, ctx.faults);
-    paymentRoutes(ctx.app, payments, Guard.viaMesh(ctx.mesh));
+    paymentRoutes(ctx.app, payments, Guard.viaMesh(ctx.mesh), store);
     const summary = await payments.summary();
     if (!moneyConserved(summary)) ctx.log.error({ summary }, 'money is not conserved: totalDeposited != totalBalance + charged - refunded');
     else ctx.log.info({ summary }, 'payment ledger balanced');

@@ -50,6 +50,11 @@ export class Payments {
     private readonly faults?: Faults,
   ) {}
 
+  /** The same service over another store (one bound to a batch transaction). */
+  withStore(store: Store<PaymentDb>): Payments {
+    return new Payments(store, this.faults);
+  }
+
   /** Creates the wallet with the initial balance unless it exists. */
   async ensureWallet(userId: string): Promise<{ wallet: WalletView; created: boolean }> {
     return keyedTx(this.store, async (trx) => {

@@ -3,10 +3,11 @@
  * service's outbox, the order saga, the gateway's dashboard); /api routes by users through
  * the gateway.
  */
-import { type Guard, notFound } from '@concord/platform';
+import { type Guard, type Store, batchRoute, notFound } from '@concord/platform';
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { ID_MAX_CHARS, ID_PATTERN, MAX_AMOUNT_CENTS } from './domain/limits.js';
+import type { PaymentDb } from './db.js';
 import type { Payments } from './payments.js';
 
 const Id = Type.String({ minLength: 1, maxLength: ID_MAX_CHARS, pattern: ID_PATTERN });
@@ -21,9 +22,30 @@ const RefundBody = Type.Object(
   { additionalProperties: false },
 );
 const ChargeParams = Type.Object({ id: Id }, { additionalProperties: false });
+/** One item of POST /internal/batch/payments: a charge or a refund, each as its single route. */
+const BatchItem = Type.Union([
+  Type.Object({ op: Type.Literal('charge'), ...ChargeBody.properties }, { additionalProperties: false }),
+  Type.Object({ op: Type.Literal('refund'), chargeId: Id, ...RefundBody.properties }, { additionalProperties: false }),
+]);
+type BatchItem = Static<typeof BatchItem>;
 const UserParams = Type.Object({ userId: Id }, { additionalProperties: false });
 
-export function paymentRoutes(app: FastifyInstance, payments: Payments, guard: Pick<Guard, 'user' | 'admin'>): void {
+export function paymentRoutes(app: FastifyInstance, payments: Payments, guard: Pick<Guard, 'user' | 'admin'>, store: Store<PaymentDb>): void {
+  // Many charges and refunds in one request and one transaction (the order saga batches them).
+  batchRoute<PaymentDb, BatchItem>(app, {
+    path: '/internal/batch/payments',
+    itemSchema: BatchItem,
+    store,
+    handle: async (bound, item) => {
+      const p = payments.withStore(bound);
+      if (item.op === 'charge') {
+        const { view, created } = await p.charge({ chargeId: item.chargeId, userId: item.userId, orderId: item.orderId, amount: item.amount });
+        return { status: created ? 201 : 200, body: view };
+      }
+      return { status: 200, body: await p.refund({ chargeId: item.chargeId, refundId: item.refundId, amount: item.amount }) };
+    },
+  });
+
   app.post<{ Body: Static<typeof WalletBody> }>('/internal/wallets', { schema: { body: WalletBody } }, async (req, reply) => {
     const { wallet, created } = await payments.ensureWallet(req.body.userId);
     reply.code(created ? 201 : 200);

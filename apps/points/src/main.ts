@@ -13,6 +13,6 @@ runService({
   dependsOn: ['user'],
   async setup(ctx) {
     const store = await openServiceStore<PointsDb>(ctx, migrations);
-    pointsRoutes(ctx.app, new Points(store, ctx.faults), Guard.viaMesh(ctx.mesh));
+    pointsRoutes(ctx.app, new Points(store, ctx.faults), Guard.viaMesh(ctx.mesh), store);
   },
 });

@@ -28,6 +28,11 @@ export class Points {
     private readonly faults?: Faults,
   ) {}
 
+  /** The same service over another store (one bound to a batch transaction). */
+  withStore(store: Store<PointsDb>): Points {
+    return new Points(store, this.faults);
+  }
+
   /** Applies an award or a revoke once by its key; `created` is false for a replay. */
   async record(req: EntryRequest): Promise<{ view: EntryView; created: boolean }> {
     const result = await keyedTx(this.store, async (trx) => {

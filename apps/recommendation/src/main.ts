@@ -4,7 +4,7 @@
  * de-duplicated here by event id). v1 ranks by units sold; v2 by revenue — two versions, so a
  * canary is visible out of the box.
  */
-import { type Migration, isUniqueViolation, openServiceStore, runService } from '@concord/platform';
+import { type Migration, type Store, batchRoute, openServiceStore, runService } from '@concord/platform';
 import { Type } from '@sinclair/typebox';
 import type { Kysely } from 'kysely';
 
@@ -48,31 +48,33 @@ runService({
     const rankBy = ctx.version === 'v2' ? 'revenue' : 'units';
     ctx.meta.ranking = rankBy;
 
+    /** Applies an event once (by id); answers as the single route does. */
+    const apply = (st: Store<RecDb>, e: Event) =>
+      st.tx(async (trx) => {
+        const t = trx as Kysely<RecDb>;
+        // Checked first rather than caught as a unique violation, which would abort the whole
+        // transaction on PostgreSQL (and with it a batch's other events).
+        if (await t.selectFrom('processed_events').select('id').where('id', '=', e.id).executeTakeFirst()) return { status: 200, body: { id: e.id, duplicate: true } };
+        await t.insertInto('processed_events').values({ id: e.id, at: new Date().toISOString() }).execute();
+        const sign = e.type === 'order.confirmed' ? 1 : -1;
+        for (const it of e.items) {
+          const units = sign * it.quantity;
+          const revenue = sign * it.quantity * it.price;
+          await t
+            .insertInto('scores')
+            .values({ product_id: it.productId, units, revenue })
+            .onConflict((oc) => oc.column('product_id').doUpdateSet((eb) => ({ units: eb('scores.units', '+', units), revenue: eb('scores.revenue', '+', revenue) })))
+            .execute();
+        }
+        return { status: 201, body: { id: e.id } };
+      });
+
     ctx.app.post<{ Body: Event }>('/internal/events', { schema: { body: EventBody } }, async (req, reply) => {
-      const e = req.body;
-      const sign = e.type === 'order.confirmed' ? 1 : -1;
-      try {
-        await store.tx(async (trx) => {
-          const t = trx as Kysely<RecDb>;
-          await t.insertInto('processed_events').values({ id: e.id, at: new Date().toISOString() }).execute();
-          for (const it of e.items) {
-            const units = sign * it.quantity;
-            const revenue = sign * it.quantity * it.price;
-            await t
-              .insertInto('scores')
-              .values({ product_id: it.productId, units, revenue })
-              .onConflict((oc) => oc.column('product_id').doUpdateSet((eb) => ({ units: eb('scores.units', '+', units), revenue: eb('scores.revenue', '+', revenue) })))
-              .execute();
-          }
-        });
-      } catch (err) {
-        if (!isUniqueViolation(err)) throw err;
-        reply.code(200);
-        return { id: e.id, duplicate: true };
-      }
-      reply.code(201);
-      return { id: e.id };
+      const r = await apply(store, req.body);
+      reply.code(r.status);
+      return r.body;
     });
+    batchRoute<RecDb, Event>(ctx.app, { path: '/internal/batch/events', itemSchema: EventBody, store, handle: (bound, e) => apply(bound, e) });
 
     ctx.app.get<{ Querystring: { limit?: number } }>(
       '/api/recommendations',

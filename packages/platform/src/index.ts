@@ -21,3 +21,4 @@ export * from './mesh/config-client.js';
 export * from './tls/inbound.js';
 export * from './telemetry/tracing.js';
 export * from './telemetry/metrics.js';
+export * from './batch/batch.js';

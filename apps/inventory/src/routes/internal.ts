@@ -2,13 +2,14 @@
  * Internal routes, called by the order service through the mesh (no auth; the gateway never
  * routes /internal). Every status-changing route is idempotent by reservation id.
  */
-import { HttpError, badRequest } from '@concord/platform';
+import { HttpError, type Store, badRequest, batchRoute } from '@concord/platform';
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { LOOKUP_MAX_IDS, PRODUCT_ID_PATTERN } from '../domain/limits.js';
 import type { Products } from '../products.js';
-import type { Reservations } from '../reservations.js';
-import { LookupQuery, ReservationParams, ReserveBody } from '../schemas.js';
+import type { InventoryDb } from '../db.js';
+import { Reservations } from '../reservations.js';
+import { BatchReservationItem, LookupQuery, ReservationParams, ReserveBody } from '../schemas.js';
 
 const PRODUCT_ID = new RegExp(PRODUCT_ID_PATTERN);
 
@@ -30,7 +31,24 @@ function noBody(req: FastifyRequest): void {
   if (field !== undefined) throw badRequest([{ path: `/body/${field}`, message: 'is not an allowed field' }]);
 }
 
-export function internalRoutes(app: FastifyInstance, products: Products, reservations: Reservations, opts: { defaultTtlMs: number }): void {
+export function internalRoutes(app: FastifyInstance, products: Products, reservations: Reservations, opts: { defaultTtlMs: number; store: Store<InventoryDb> }): void {
+  // Many reservation commands in one request and one transaction; each answers as its single route.
+  batchRoute<InventoryDb, BatchReservationItem>(app, {
+    path: '/internal/batch/reservations',
+    itemSchema: BatchReservationItem,
+    store: opts.store,
+    handle: async (store, item, now) => {
+      const r = new Reservations(store);
+      if (item.op === 'reserve') {
+        const { op: _op, ...req } = item;
+        const { created, reservation } = await r.reserve({ ...req, ttlMs: req.ttlMs ?? opts.defaultTtlMs }, now);
+        return { status: created ? 201 : 200, body: reservation };
+      }
+      const { reservationId, status } = await r.command(item.op, item.reservationId, now);
+      return { status: 200, body: { reservationId, status } };
+    },
+  });
+
   app.get<{ Querystring: Static<typeof LookupQuery> }>('/internal/products', { schema: { querystring: LookupQuery } }, async (req) => ({
     items: await products.byIds(parseIdList(req.query.ids)),
   }));

@@ -11,7 +11,7 @@
  * The order id is the saga id, the reservation id and the charge id, so every participant call
  * is keyed deterministically and applied once.
  */
-import { type MeshClient, type SagaType, enqueue, stepCall } from '@concord/platform';
+import { Batcher, type MeshClient, type SagaType, batchedStepCall, enqueue } from '@concord/platform';
 import type { Kysely } from 'kysely';
 import { type Line, pointsFor, undoneStatus } from '../domain/order.js';
 import type { OrderDb } from '../migrations.js';
@@ -25,6 +25,24 @@ export interface PlaceOrderData {
 
 export interface CancelOrderData extends PlaceOrderData {
   by: string;
+}
+
+/**
+ * The participants' batch routes: concurrent sagas' calls of one kind travel together (one
+ * request, one transaction on the other side), each still answered and applied on its own.
+ */
+export interface Participants {
+  inventory: Batcher<unknown>;
+  payment: Batcher<unknown>;
+  points: Batcher<unknown>;
+}
+
+export function participants(mesh: MeshClient): Participants {
+  return {
+    inventory: new Batcher(mesh, { service: 'inventory', path: '/internal/batch/reservations' }),
+    payment: new Batcher(mesh, { service: 'payment', path: '/internal/batch/payments' }),
+    points: new Batcher(mesh, { service: 'points', path: '/internal/batch/points' }),
+  };
 }
 
 export interface SagaTuning {
@@ -45,7 +63,7 @@ function event(type: string, d: PlaceOrderData) {
   return { id: `${d.orderId}:${type}`, type, orderId: d.orderId, userId: d.userId, items: d.items, total: d.total, at: new Date().toISOString() };
 }
 
-export function placeOrderSaga(mesh: MeshClient, tuning: SagaTuning): SagaType<PlaceOrderData> {
+export function placeOrderSaga(p: Participants, tuning: SagaTuning): SagaType<PlaceOrderData> {
   const STEP_TIMEOUT_MS = tuning.stepTimeoutMs;
   return {
     type: 'place-order',
@@ -65,39 +83,39 @@ export function placeOrderSaga(mesh: MeshClient, tuning: SagaTuning): SagaType<P
         name: 'reserve-stock',
         kind: 'compensatable',
         timeoutMs: STEP_TIMEOUT_MS,
-        run: async ({ data, signal }) => {
-          await stepCall(mesh, 'inventory', {
-            method: 'POST',
-            path: '/internal/reservations',
-            body: { reservationId: data.orderId, orderId: data.orderId, items: data.items.map((i) => ({ productId: i.productId, quantity: i.quantity })) },
-            signal,
+        run: async ({ data }) => {
+          await batchedStepCall(p.inventory, 'inventory', {
+            op: 'reserve',
+            reservationId: data.orderId,
+            orderId: data.orderId,
+            items: data.items.map((i) => ({ productId: i.productId, quantity: i.quantity })),
           });
         },
-        undo: async ({ data, signal }) => {
-          await stepCall(mesh, 'inventory', { method: 'POST', path: `/internal/reservations/${encodeURIComponent(data.orderId)}/release`, signal });
+        undo: async ({ data }) => {
+          await batchedStepCall(p.inventory, 'inventory', { op: 'release', reservationId: data.orderId });
         },
       },
       {
         name: 'charge-wallet',
         kind: 'compensatable',
         timeoutMs: STEP_TIMEOUT_MS,
-        run: async ({ data, signal }) => {
-          await stepCall(mesh, 'payment', { method: 'POST', path: '/internal/charges', body: { chargeId: data.orderId, userId: data.userId, orderId: data.orderId, amount: data.total }, signal });
+        run: async ({ data }) => {
+          await batchedStepCall(p.payment, 'payment', { op: 'charge', chargeId: data.orderId, userId: data.userId, orderId: data.orderId, amount: data.total });
         },
-        undo: async ({ data, key, signal }) => {
-          await stepCall(mesh, 'payment', { method: 'POST', path: `/internal/charges/${encodeURIComponent(data.orderId)}/refund`, body: { refundId: key }, signal });
+        undo: async ({ data, key }) => {
+          await batchedStepCall(p.payment, 'payment', { op: 'refund', chargeId: data.orderId, refundId: key });
         },
       },
       {
         name: 'confirm-reservation',
         kind: 'compensatable',
         timeoutMs: STEP_TIMEOUT_MS,
-        run: async ({ data, signal }) => {
-          await stepCall(mesh, 'inventory', { method: 'POST', path: `/internal/reservations/${encodeURIComponent(data.orderId)}/confirm`, signal });
+        run: async ({ data }) => {
+          await batchedStepCall(p.inventory, 'inventory', { op: 'confirm', reservationId: data.orderId });
         },
-        undo: async ({ data, signal }) => {
+        undo: async ({ data }) => {
           // Only reached when a later compensatable step fails: put the sold units back.
-          const r = await mesh.request('inventory', { method: 'POST', path: `/internal/reservations/${encodeURIComponent(data.orderId)}/restock`, signal });
+          const r = await p.inventory.call({ op: 'restock', reservationId: data.orderId });
           // Never confirmed (still reserved or already released): nothing to restock here; release undoes it.
           if (r.status === 409) return;
           if (r.status < 200 || r.status >= 300) throw new Error(`inventory answered ${r.status} to restock`);
@@ -115,15 +133,15 @@ export function placeOrderSaga(mesh: MeshClient, tuning: SagaTuning): SagaType<P
         name: 'award-points',
         kind: 'retriable',
         timeoutMs: STEP_TIMEOUT_MS,
-        run: async ({ data, key, signal }) => {
-          await stepCall(mesh, 'points', { method: 'POST', path: '/internal/points/award', body: { key, userId: data.userId, orderId: data.orderId, points: pointsFor(data.total) }, signal });
+        run: async ({ data, key }) => {
+          await batchedStepCall(p.points, 'points', { op: 'award', key, userId: data.userId, orderId: data.orderId, points: pointsFor(data.total) });
         },
       },
     ],
   };
 }
 
-export function cancelOrderSaga(mesh: MeshClient, tuning: SagaTuning): SagaType<CancelOrderData> {
+export function cancelOrderSaga(p: Participants, tuning: SagaTuning): SagaType<CancelOrderData> {
   const STEP_TIMEOUT_MS = tuning.stepTimeoutMs;
   return {
     type: 'cancel-order',
@@ -133,24 +151,24 @@ export function cancelOrderSaga(mesh: MeshClient, tuning: SagaTuning): SagaType<
         name: 'refund-wallet',
         kind: 'retriable',
         timeoutMs: STEP_TIMEOUT_MS,
-        run: async ({ data, key, signal }) => {
-          await stepCall(mesh, 'payment', { method: 'POST', path: `/internal/charges/${encodeURIComponent(data.orderId)}/refund`, body: { refundId: key }, signal });
+        run: async ({ data, key }) => {
+          await batchedStepCall(p.payment, 'payment', { op: 'refund', chargeId: data.orderId, refundId: key });
         },
       },
       {
         name: 'restock',
         kind: 'retriable',
         timeoutMs: STEP_TIMEOUT_MS,
-        run: async ({ data, signal }) => {
-          await stepCall(mesh, 'inventory', { method: 'POST', path: `/internal/reservations/${encodeURIComponent(data.orderId)}/restock`, signal });
+        run: async ({ data }) => {
+          await batchedStepCall(p.inventory, 'inventory', { op: 'restock', reservationId: data.orderId });
         },
       },
       {
         name: 'revoke-points',
         kind: 'retriable',
         timeoutMs: STEP_TIMEOUT_MS,
-        run: async ({ data, key, signal }) => {
-          await stepCall(mesh, 'points', { method: 'POST', path: '/internal/points/revoke', body: { key, userId: data.userId, orderId: data.orderId, points: pointsFor(data.total) }, signal });
+        run: async ({ data, key }) => {
+          await batchedStepCall(p.points, 'points', { op: 'revoke', key, userId: data.userId, orderId: data.orderId, points: pointsFor(data.total) });
         },
       },
       {

@@ -11,13 +11,18 @@
  * plus header operations, mirroring (fire and forget), the remaining deadline propagated in
  * `x-concord-timeout-ms`, automatic mutual TLS with the workload certificate (verifying the
  * server's SPIFFE id), a CLIENT span per try, and Istio's request metrics (reporter=source).
+ *
+ * Hot path. Everything that depends only on the configuration version and the registry's
+ * endpoint list (compiled routes, retry policies, the destination's endpoints, policy and
+ * cluster) is computed once per change, not per call; a try is one timer, one undici dispatch
+ * whose handler collects the body, and the pool/outlier/balancer decisions of core/mesh.
  */
 import { mesh } from '@concord/core';
 import { SpanKind } from '@opentelemetry/api';
-import { Client, type Dispatcher, errors as undiciErrors } from 'undici';
-import type { Instance, RegistryClient } from '../registry-client/client.js';
+import { Client, type Dispatcher } from 'undici';
+import type { Instance, RegistryClient, ServiceWatch } from '../registry-client/client.js';
 import type { Logger } from '../service-kit/logger.js';
-import type { Metrics } from '../telemetry/metrics.js';
+import type { Metrics, RequestLabels } from '../telemetry/metrics.js';
 import { serviceFqdn } from '../telemetry/metrics.js';
 import type { Telemetry } from '../telemetry/tracing.js';
 import { spiffeOfCert } from '../tls/ca.js';
@@ -77,6 +82,11 @@ const MAX_RESPONSE_BYTES = 4 * 1_048_576;
 const MAX_MIRRORS_IN_FLIGHT = 64;
 const OUTLIER_SWEEP_MIN_MS = 100;
 const KEEP_ALIVE_MS = 30_000;
+const CONNECT_TIMEOUT_MS = 2000;
+/** Destinations whose resolution is cached; past it the cache starts over (callers name services freely). */
+const MAX_DESTINATIONS = 1024;
+/** Distinct metric label sets whose label objects are kept. */
+const MAX_LABEL_SETS = 4096;
 
 /** 5xx, 408 and 429 answers are transient; other 4xx are the upstream's final word. */
 export function isTransientStatus(status: number): boolean {
@@ -112,6 +122,11 @@ interface Cluster {
   waiters: Map<string, Waiter[]>;
   /** Replaced by a cluster with a new policy: its connections close as their requests finish. */
   retired: boolean;
+  /** `GET <host>`, the name of most client spans. */
+  spanName: string;
+  /** tcp.connectTimeout and http.idleTimeout of the DestinationRule, or the defaults. */
+  connectTimeoutMs: number;
+  idleTimeoutMs: number;
 }
 
 interface Compiled {
@@ -120,9 +135,20 @@ interface Compiled {
   rules: mesh.DestinationRule[];
 }
 
+/** A destination resolved against one configuration version and one registry snapshot. */
+interface Resolution {
+  version: number;
+  /** The watch's array it was computed from (the watch replaces the array on every change). */
+  routable: readonly Instance[];
+  result: { ok: true; endpoints: Endpoint[]; cluster: Cluster } | { ok: false; error: string };
+}
+
 export class MeshClient {
   private compiled: Compiled = { version: -1, routes: new Map(), rules: [] };
   private readonly clusters = new Map<string, Cluster>();
+  private readonly resolutions = new Map<string, Resolution>();
+  private readonly retryPolicies = new WeakMap<mesh.HttpRoute, mesh.RetryPolicy>();
+  private readonly labelSets = new Map<string, RequestLabels>();
   private tlsGeneration = 0;
   private tls: IdentityMaterial | null = null;
   private mirrorsInFlight = 0;
@@ -165,10 +191,34 @@ export class MeshClient {
     return this.compiled;
   }
 
+  private retryPolicy(route: mesh.HttpRoute | null): mesh.RetryPolicy {
+    if (!route?.retries) return mesh.DEFAULT_RETRY_POLICY;
+    let p = this.retryPolicies.get(route);
+    if (!p) {
+      p = mesh.resolveRetryPolicy(route.retries);
+      this.retryPolicies.set(route, p);
+    }
+    return p;
+  }
+
+  /** The endpoints, policy and cluster of a destination, recomputed only when the config or the registry changed. */
+  private resolve(cfg: Compiled, destination: mesh.Destination, watch: ServiceWatch): Resolution['result'] {
+    const key = destination.subset === undefined ? destination.host : `${destination.host}|${destination.subset}`;
+    const cached = this.resolutions.get(key);
+    if (cached && cached.version === cfg.version && cached.routable === watch.routable) return cached.result;
+    const resolved = mesh.resolveDestination(cfg.rules, destination, endpointsOf(watch.routable));
+    const result: Resolution['result'] = resolved.ok
+      ? { ok: true, endpoints: resolved.endpoints, cluster: this.cluster(destination.host, destination.subset, resolved.policy, resolved.endpoints) }
+      : { ok: false, error: resolved.error };
+    if (!cached && this.resolutions.size >= MAX_DESTINATIONS) this.resolutions.clear();
+    this.resolutions.set(key, { version: cfg.version, routable: watch.routable, result });
+    return result;
+  }
+
   async request<T = unknown>(service: string, call: CallOptions): Promise<CallResult<T>> {
     const cfg = this.config();
     const method = call.method ?? (call.body === undefined ? 'GET' : 'POST');
-    const baseHeaders: Record<string, string> = { ...call.headers };
+    const baseHeaders = lowerCased(call.headers);
     let body: string | Buffer | undefined;
     if (call.raw) body = call.body as Buffer | undefined;
     else if (call.body !== undefined) {
@@ -184,49 +234,35 @@ export class MeshClient {
 
     const watch = this.opts.registry.watch(host);
     if (!watch.loaded) await watch.ready(3000);
-    const endpoints: Endpoint[] = watch.routable.map((i) => ({ id: i.id, labels: { ...i.meta, version: i.meta.version ?? i.tags[0] ?? '' }, instance: i }));
-    const resolved = mesh.resolveDestination(cfg.rules, destination, endpoints);
+    const resolved = this.resolve(cfg, destination, watch);
     if (!resolved.ok) throw new UpstreamError(service, 'no-instances', resolved.error);
-    const cluster = this.cluster(host, destination.subset, resolved.policy, resolved.endpoints);
+    const { cluster, endpoints } = resolved;
 
-    const headers = mesh.applyHeaderLayers(baseHeaders, [picked?.headers?.request, route?.headers?.request]) as Record<string, string>;
+    const requestOps = [picked?.headers?.request, route?.headers?.request];
+    const headers = requestOps[0] || requestOps[1] ? (mesh.applyHeaderLayers(baseHeaders, requestOps) as Record<string, string>) : baseHeaders;
     headers['x-concord-source-workload'] = this.opts.service ?? 'unknown';
-    const mirror = route ? mesh.mirrorDestination(route, this.random) : null;
+    const mirror = route?.mirror ? mesh.mirrorDestination(route, this.random) : null;
     if (mirror) this.mirror(mirror, method, call.path, headers, body);
 
-    const retryPolicy = mesh.resolveRetryPolicy(route?.retries);
+    const retryPolicy = this.retryPolicy(route);
     const start = Date.now();
     const deadline = mesh.callDeadline(start, route?.timeoutMs ?? call.timeoutMs ?? DEFAULT_TIMEOUT_MS, call.deadlineMs);
-    const hashKey = mesh.hashKeyOf(cluster.lb, req, this.opts.service);
-    const tried = new Set<string>();
+    const hashKey = cluster.lb?.consistentHash ? mesh.hashKeyOf(cluster.lb, req, this.opts.service) : null;
+    const state: CallState = { service, cluster, endpoints, tried: new Set(), hashKey, fault: route?.fault, method, call, headers, body };
+    const responseOps = [picked?.headers?.response, route?.headers?.response];
     let retrying = false;
-    let lastOutcome: mesh.AttemptOutcome = { error: 'connect-failure' };
     let lastEndpoint: Endpoint | null = null;
     try {
       for (let attempt = 1; ; attempt++) {
-        const now = Date.now();
-        const budget = mesh.attemptBudget(now, deadline, retryPolicy.perTryTimeoutMs);
+        const budget = mesh.attemptBudget(Date.now(), deadline, retryPolicy.perTryTimeoutMs);
         if (budget.timeoutMs <= 0) {
           this.observe(service, host, lastEndpoint, 504, start, 'UT');
           throw new UpstreamError(service, 'timeout', `${service} did not answer within the call's deadline`, { attempts: attempt - 1, flags: 'UT' });
         }
-        const r = await this.attempt(service, cluster, resolved.endpoints as Endpoint[], tried, hashKey, route?.fault, method, call, headers, body, budget, attempt);
-        lastOutcome = r.outcome;
+        const r = await this.attempt(state, budget, attempt);
         lastEndpoint = r.endpoint;
         const final = 'status' in r.outcome && !mesh.isRetriable(retryPolicy, r.outcome);
-        if (final && r.response) {
-          const res = r.response;
-          const responseHeaders = mesh.applyHeaderLayers(res.headers as mesh.HeaderValues, [picked?.headers?.response, route?.headers?.response]);
-          this.observe(service, host, r.endpoint, res.status, start, r.flags);
-          return {
-            status: res.status,
-            headers: responseHeaders as CallResult['headers'],
-            body: this.decode<T>(res.raw, res.headers, call.raw),
-            instance: r.endpoint?.instance ?? null,
-            attempts: attempt,
-            flags: r.flags,
-          };
-        }
+        if (final && r.response) return this.answer<T>(service, host, r, responseOps, start, attempt, call.raw);
         const d = mesh.decideRetry(retryPolicy, attempt, r.outcome, mesh.remainingMs(deadline, Date.now()), this.random);
         let allowed = d.retry;
         if (allowed && !retrying) {
@@ -235,84 +271,107 @@ export class MeshClient {
           allowed = b.allowed;
           retrying = b.allowed;
         }
-        if (!allowed) return this.finish<T>(service, host, r, start, attempt, call.raw);
+        if (!allowed) return this.finish<T>(service, host, r, responseOps, start, attempt, call.raw);
         this.opts.metrics?.retries.inc({ destination_service: serviceFqdn(host), reason: 'status' in r.outcome ? String(r.outcome.status) : r.outcome.error });
         if (d.retry && d.delayMs > 0) await sleep(d.delayMs);
       }
     } finally {
       if (retrying) cluster.pool = mesh.endRetry(cluster.pool);
-      void lastOutcome;
     }
   }
 
+  /** A response handed to the caller, with the route's response header operations. */
+  private answer<T>(
+    service: string,
+    host: string,
+    r: AttemptResult,
+    ops: Array<mesh.HeaderOperations | undefined>,
+    start: number,
+    attempts: number,
+    raw?: boolean,
+  ): CallResult<T> {
+    const res = r.response as NonNullable<AttemptResult['response']>;
+    const headers = ops[0] || ops[1] ? (mesh.applyHeaderLayers(res.headers as mesh.HeaderValues, ops) as CallResult['headers']) : res.headers;
+    this.observe(service, host, r.endpoint, res.status, start, r.flags);
+    return { status: res.status, headers, body: decode<T>(res.raw, res.headers, raw), instance: r.endpoint?.instance ?? null, attempts, flags: r.flags };
+  }
+
   /** The final answer after the last try: a response, or the transport failure. */
-  private finish<T>(service: string, host: string, r: AttemptResult, start: number, attempts: number, raw?: boolean): CallResult<T> {
-    if (r.response) {
-      this.observe(service, host, r.endpoint, r.response.status, start, r.flags);
-      return { status: r.response.status, headers: r.response.headers, body: this.decode<T>(r.response.raw, r.response.headers, raw), instance: r.endpoint?.instance ?? null, attempts, flags: r.flags };
-    }
+  private finish<T>(
+    service: string,
+    host: string,
+    r: AttemptResult,
+    ops: Array<mesh.HeaderOperations | undefined>,
+    start: number,
+    attempts: number,
+    raw?: boolean,
+  ): CallResult<T> {
+    if (r.response) return this.answer<T>(service, host, r, ops, start, attempts, raw);
     const o = r.outcome as { error: mesh.TransportError };
     const kind: UpstreamFailure = o.error === 'timeout' ? 'timeout' : o.error === 'overflow' ? 'overflow' : o.error === 'reset' ? 'reset' : r.endpoint ? 'connect' : 'no-instances';
     this.observe(service, host, r.endpoint, kind === 'timeout' ? 504 : 503, start, r.flags);
     throw new UpstreamError(service, kind, r.message ?? `${service}: ${kind}`, { attempts, flags: r.flags });
   }
 
-  private async attempt(
-    service: string,
-    cluster: Cluster,
-    endpoints: Endpoint[],
-    tried: Set<string>,
-    hashKey: string | null,
-    fault: mesh.HttpFaultInjection | undefined,
-    method: string,
-    call: CallOptions,
-    headers: Record<string, string>,
-    body: string | Buffer | undefined,
-    budget: mesh.AttemptBudget,
-    attempt: number,
-  ): Promise<AttemptResult> {
-    const f = mesh.decideFault(fault, this.random);
-    const tryDeadline = budget.deadlineMs;
+  /** One try: faults first (delay, abort), then the wire. Not async when there is no fault: one promise less per call. */
+  private attempt(c: CallState, budget: mesh.AttemptBudget, attempt: number): Promise<AttemptResult> {
+    const f = mesh.decideFault(c.fault, this.random);
+    if (f === mesh.NO_FAULT) return this.send(c, budget.deadlineMs, attempt);
+    return this.faulted(c, f, budget.deadlineMs, attempt);
+  }
+
+  private async faulted(c: CallState, f: mesh.FaultDecision, tryDeadline: number, attempt: number): Promise<AttemptResult> {
     if (f.delayMs > 0) {
       const wait = Math.min(f.delayMs, Math.max(0, tryDeadline - Date.now()));
       await sleep(wait);
-      if (Date.now() >= tryDeadline) return { outcome: { error: 'timeout' }, endpoint: null, flags: 'DI,UT', message: `${service}: injected delay outlived the try` };
+      if (Date.now() >= tryDeadline) return { outcome: { error: 'timeout' }, endpoint: null, flags: 'DI,UT', message: `${c.service}: injected delay outlived the try` };
     }
     if (f.abortStatus !== null) {
-      const problem = { type: 'https://concord.dev/problems/fault-injected', title: 'Fault Injected', status: f.abortStatus, detail: `fault injected by the ${service} VirtualService` };
+      const problem = { type: 'https://concord.dev/problems/fault-injected', title: 'Fault Injected', status: f.abortStatus, detail: `fault injected by the ${c.service} VirtualService` };
       return {
         outcome: { status: f.abortStatus, injected: true },
         endpoint: null,
         flags: f.delayMs > 0 ? 'DI,FI' : 'FI',
-        response: { status: f.abortStatus, headers: { 'content-type': 'application/problem+json', 'x-concord-fault': 'abort' }, raw: Buffer.from(JSON.stringify(problem)) },
+        response: { status: f.abortStatus, headers: { 'content-type': 'application/problem+json', 'x-concord-fault': 'abort' }, raw: Buffer.from(JSON.stringify(problem)), closing: false },
       };
     }
+    const result = await this.send(c, tryDeadline, attempt);
+    // A try that was delayed by a fault and then sent still reports the delay (Envoy's DI).
+    if (f.delayMs > 0) result.flags = result.flags === '-' ? 'DI' : `DI,${result.flags}`;
+    return result;
+  }
+
+  /** One try on the wire: pick an endpoint, get a connection, send under the try's deadline. */
+  private async send(c: CallState, tryDeadline: number, attempt: number): Promise<AttemptResult> {
+    const { cluster, tried, method, call } = c;
     const now = Date.now();
     if (cluster.outlier && now - cluster.lastSweepMs >= Math.max(OUTLIER_SWEEP_MIN_MS, cluster.outlierIntervalMs)) {
       cluster.lastSweepMs = now;
       this.recordOutlierEvents(cluster, cluster.outlier.sweep(now));
     }
-    const candidates = cluster.outlier ? cluster.outlier.available(endpoints, now) : endpoints;
-    const ep = cluster.balancer.pick(candidates, { exclude: tried, hashKey, load: (id) => mesh.inFlight(cluster.pool, id) });
+    const candidates = cluster.outlier ? cluster.outlier.available(c.endpoints, now) : c.endpoints;
+    const ep = cluster.balancer.pick(candidates, { exclude: tried, hashKey: c.hashKey, load: (id) => mesh.inFlight(cluster.pool, id) });
     if (!ep) return { outcome: { error: 'connect-failure' }, endpoint: null, flags: 'UH', message: `no healthy instance of ${cluster.host}` };
     tried.add(ep.id);
 
-    const grant = await this.acquire(cluster, ep.id, tryDeadline);
-    if (grant === 'overflow') {
+    const a = mesh.acquire(cluster.limits, cluster.pool, ep.id);
+    cluster.pool = a.state;
+    if (a.grant.kind === 'reject') {
       this.opts.metrics?.poolOverflows.inc({ destination_service: serviceFqdn(cluster.host) });
       return { outcome: { error: 'overflow' }, endpoint: ep, flags: 'UO', message: `${cluster.host}: connection pool overflow (503 at once)` };
     }
+    const grant = a.grant.kind === 'dispatch' ? a.grant : await this.queue(cluster, ep.id, tryDeadline);
     if (grant === 'timeout') return { outcome: { error: 'timeout' }, endpoint: ep, flags: 'UT', message: `${cluster.host}: no connection before the deadline` };
     const conn = this.connection(cluster, ep, grant);
-    const sendHeaders: Record<string, string> = { ...headers };
+    const sendHeaders: Record<string, string> = { ...c.headers };
     const timeoutValue = mesh.timeoutHeaderValue(tryDeadline, Date.now());
     if (timeoutValue !== null) sendHeaders[mesh.TIMEOUT_HEADER] = timeoutValue;
     const tel = this.opts.telemetry;
     const span = tel?.enabled
-      ? tel.start(`${method} ${cluster.host}`, null, SpanKind.CLIENT, {
+      ? tel.start(method === 'GET' ? cluster.spanName : `${method} ${cluster.host}`, null, SpanKind.CLIENT, {
           'http.request.method': method,
           'server.address': cluster.host,
-          'url.path': call.path.split('?')[0] as string,
+          'url.path': mesh.pathOf(call.path),
           'concord.endpoint': ep.id,
           'concord.attempt': attempt,
         })
@@ -322,41 +381,30 @@ export class MeshClient {
     let reusable = true;
     const timeoutMs = Math.max(1, tryDeadline - Date.now());
     try {
-      const res = await conn.client.request({
-        path: call.path,
-        method: method as Dispatcher.HttpMethod,
-        headers: sendHeaders,
-        body,
-        signal: call.signal ? AbortSignal.any([call.signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs),
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
-      });
-      const raw = await readLimited(res.body, MAX_RESPONSE_BYTES);
-      if (String(res.headers.connection ?? '').toLowerCase() === 'close') reusable = false;
-      result = { outcome: { status: res.statusCode }, endpoint: ep, flags: '-', response: { status: res.statusCode, headers: res.headers, raw } };
-      span?.span.setAttribute('http.response.status_code', res.statusCode);
-      if (res.statusCode >= 500) span?.span.setStatus({ code: 2 });
+      const res = await dispatch(conn.client, { path: call.path, method, headers: sendHeaders, body: c.body }, timeoutMs, call.signal);
+      if (res.closing) reusable = false;
+      result = { outcome: { status: res.status }, endpoint: ep, flags: '-', response: res };
+      if (span) {
+        span.span.setAttribute('http.response.status_code', res.status);
+        if (res.status >= 500) span.span.setStatus({ code: 2 });
+      }
     } catch (err) {
       reusable = false;
       const kind = transportError(err);
       result = { outcome: { error: kind }, endpoint: ep, flags: kind === 'timeout' ? 'UT' : kind === 'connect-failure' ? 'UF' : 'UC', message: `${cluster.host} (${ep.id}): ${describe(err, timeoutMs)}` };
       span?.span.setStatus({ code: 2, message: result.message });
-    } finally {
-      span?.span.end();
     }
+    span?.span.end();
     this.release(cluster, ep.id, conn.id, reusable && !cluster.retired && conn.generation === this.tlsGeneration);
-    if (cluster.outlier) this.recordOutlierEvents(cluster, cluster.outlier.record(ep.id, result.outcome, Date.now()));
-    // A try that was delayed by a fault and then sent still reports the delay (Envoy's DI).
-    if (f.delayMs > 0) result.flags = result.flags === '-' ? 'DI' : `DI,${result.flags}`;
+    if (cluster.outlier) {
+      const events = cluster.outlier.record(ep.id, result.outcome, Date.now());
+      if (events.length > 0) this.recordOutlierEvents(cluster, events);
+    }
     return result;
   }
 
-  /** Gets a pool connection for `endpointId`: at once, after queueing, or not at all. */
-  private async acquire(cluster: Cluster, endpointId: string, deadlineMs: number): Promise<{ connectionId: number; open: boolean } | 'overflow' | 'timeout'> {
-    const a = mesh.acquire(cluster.limits, cluster.pool, endpointId);
-    cluster.pool = a.state;
-    if (a.grant.kind === 'dispatch') return a.grant;
-    if (a.grant.kind === 'reject') return 'overflow';
+  /** Waits in the endpoint's queue (the pool said `queue`) for a connection, until the try's deadline. */
+  private queue(cluster: Cluster, endpointId: string, deadlineMs: number): Promise<{ connectionId: number; open: boolean } | 'timeout'> {
     return new Promise((resolve) => {
       const list = cluster.waiters.get(endpointId) ?? [];
       const waiter: Waiter = {
@@ -383,7 +431,7 @@ export class MeshClient {
     if (r.close) {
       const c = cluster.connections.get(connectionId);
       cluster.connections.delete(connectionId);
-      void c?.client.close().catch(() => {});
+      void c?.client.destroy().catch(() => {});
     }
     if (r.next) {
       const next = cluster.waiters.get(endpointId)?.shift();
@@ -398,36 +446,39 @@ export class MeshClient {
   private connection(cluster: Cluster, ep: Endpoint, grant: { connectionId: number; open: boolean }): { id: number; client: Client; generation: number } {
     let c = cluster.connections.get(grant.connectionId);
     if (!c || c.endpointId !== ep.id) {
-      const secure = this.useTls(cluster, ep);
-      const tls = this.tls;
-      const expected = mesh.spiffeId(cluster.host);
-      const origin = `${secure ? 'https' : 'http'}://${ep.instance.address.includes(':') ? `[${ep.instance.address}]` : ep.instance.address}:${ep.instance.port}`;
-      const client = new Client(origin, {
-        pipelining: 1,
-        keepAliveTimeout: KEEP_ALIVE_MS,
-        connect: secure && tls
-          ? {
-              timeout: 2000,
-              key: tls.keyPem,
-              cert: tls.certPem,
-              ca: tls.caPem,
-              // Secure naming: the server must hold the identity of the service we meant to call.
-              checkServerIdentity: (_host: string, cert: { subjectaltname?: string }) =>
-                spiffeOfCert(cert) === expected ? undefined : new Error(`server identity ${spiffeOfCert(cert) ?? 'none'} is not ${expected}`),
-            }
-          : { timeout: 2000 },
-      });
-      c = { client, endpointId: ep.id, generation: this.tlsGeneration };
+      c = { client: this.newClient(cluster.host, ep, cluster.tlsMode, cluster.connectTimeoutMs, cluster.idleTimeoutMs), endpointId: ep.id, generation: this.tlsGeneration };
       cluster.connections.set(grant.connectionId, c);
     }
     return { id: grant.connectionId, client: c.client, generation: c.generation };
   }
 
+  /** An undici client for one endpoint: mutual TLS (verifying the server's SPIFFE id) when auto mTLS says so. */
+  private newClient(host: string, ep: Endpoint, tlsMode: mesh.TlsMode | undefined, connectTimeoutMs: number, idleTimeoutMs: number): Client {
+    const tls = this.useTls(tlsMode, ep) ? this.tls : null;
+    const address = ep.instance.address.includes(':') ? `[${ep.instance.address}]` : ep.instance.address;
+    const expected = mesh.spiffeId(host);
+    return new Client(`${tls ? 'https' : 'http'}://${address}:${ep.instance.port}`, {
+      pipelining: 1,
+      keepAliveTimeout: idleTimeoutMs,
+      connect: tls
+        ? {
+            timeout: connectTimeoutMs,
+            key: tls.keyPem,
+            cert: tls.certPem,
+            ca: tls.caPem,
+            // Secure naming: the server must hold the identity of the service we meant to call.
+            checkServerIdentity: (_host: string, cert: { subjectaltname?: string }) =>
+              spiffeOfCert(cert) === expected ? undefined : new Error(`server identity ${spiffeOfCert(cert) ?? 'none'} is not ${expected}`),
+          }
+        : { timeout: connectTimeoutMs },
+    });
+  }
+
   /** Auto mTLS: TLS when the endpoint has a mesh identity, we have one, and no rule disables it. */
-  private useTls(cluster: Cluster, ep: Endpoint): boolean {
+  private useTls(tlsMode: mesh.TlsMode | undefined, ep: Endpoint): boolean {
     if (!this.tls) return false;
-    if (cluster.tlsMode === 'DISABLE' || cluster.tlsMode === 'SIMPLE') return false;
-    if (cluster.tlsMode === 'ISTIO_MUTUAL' || cluster.tlsMode === 'MUTUAL') return true;
+    if (tlsMode === 'DISABLE' || tlsMode === 'SIMPLE') return false;
+    if (tlsMode === 'ISTIO_MUTUAL' || tlsMode === 'MUTUAL') return true;
     return ep.instance.meta.mtls === '1';
   }
 
@@ -454,29 +505,40 @@ export class MeshClient {
         connections: new Map(),
         waiters: new Map(),
         retired: false,
+        spanName: `GET ${host}`,
+        connectTimeoutMs: policy.connectionPool?.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
+        idleTimeoutMs: policy.connectionPool?.idleTimeoutMs ?? KEEP_ALIVE_MS,
       };
       this.clusters.set(key, c);
       // New limits take effect at once (Envoy builds a new connection pool for a changed
       // cluster and drains the old one): requests in flight finish on the old cluster.
       if (old) this.retire(old);
     }
-    const ids = endpoints.map((e) => e.id).join(',');
-    if (c.outlier && ids !== c.lastEndpointIds) c.outlier.setEndpoints(endpoints.map((e) => e.id), Date.now());
-    c.lastEndpointIds = ids;
+    const ids = endpoints.map((e) => e.id);
+    const joined = ids.join(',');
+    if (joined !== c.lastEndpointIds) {
+      if (c.outlier) c.outlier.setEndpoints(ids, Date.now());
+      // Connections to endpoints that left the registry are not kept.
+      const present = new Set(ids);
+      for (const endpointId of c.pool.endpoints.keys()) if (!present.has(endpointId)) this.closeIdle(c, endpointId);
+      c.lastEndpointIds = joined;
+    }
     return c;
   }
 
   /** Closes the idle connections of a replaced cluster; busy ones close when released. */
   private retire(cluster: Cluster): void {
     cluster.retired = true;
-    for (const [endpointId, ep] of cluster.pool.endpoints) {
-      for (const conn of ep.connections) {
-        if (conn.busy) continue;
-        cluster.pool = mesh.connectionClosed(cluster.limits, cluster.pool, endpointId, conn.id).state;
-        const c = cluster.connections.get(conn.id);
-        cluster.connections.delete(conn.id);
-        void c?.client.close().catch(() => {});
-      }
+    for (const endpointId of cluster.pool.endpoints.keys()) this.closeIdle(cluster, endpointId);
+  }
+
+  private closeIdle(cluster: Cluster, endpointId: string): void {
+    for (const conn of cluster.pool.endpoints.get(endpointId)?.connections ?? []) {
+      if (conn.busy) continue;
+      cluster.pool = mesh.connectionClosed(cluster.limits, cluster.pool, endpointId, conn.id).state;
+      const c = cluster.connections.get(conn.id);
+      cluster.connections.delete(conn.id);
+      void c?.client.close().catch(() => {});
     }
   }
 
@@ -492,24 +554,16 @@ export class MeshClient {
     }
   }
 
-  /** Fire and forget: a copy of the request to the mirror destination; its answer is ignored. */
+  /** Fire and forget: a copy of the request to the mirror destination (auto mTLS too); its answer is ignored. */
   private mirror(dest: mesh.Destination, method: string, path: string, headers: Record<string, string>, body: string | Buffer | undefined): void {
     if (this.mirrorsInFlight >= MAX_MIRRORS_IN_FLIGHT) return;
-    this.mirrorsInFlight++;
     const watch = this.opts.registry.watch(dest.host);
-    const cfg = this.config();
-    const endpoints = watch.routable.map((i) => ({ id: i.id, labels: { ...i.meta, version: i.meta.version ?? '' }, instance: i }));
-    const resolved = mesh.resolveDestination(cfg.rules, dest, endpoints);
+    const resolved = this.resolve(this.config(), dest, watch);
     const ep = resolved.ok ? resolved.endpoints[Math.floor(this.random() * resolved.endpoints.length)] : undefined;
-    if (!ep) {
-      this.mirrorsInFlight--;
-      return;
-    }
-    const origin = `http://${ep.instance.address}:${ep.instance.port}`;
-    const client = new Client(origin, { pipelining: 1, connect: { timeout: 1000 } });
-    client
-      .request({ path, method: method as Dispatcher.HttpMethod, headers: { ...headers, 'x-concord-mirror': '1' }, body, headersTimeout: 5000, bodyTimeout: 5000 })
-      .then((r) => r.body.dump())
+    if (!resolved.ok || !ep) return;
+    this.mirrorsInFlight++;
+    const client = this.newClient(dest.host, ep, resolved.cluster.tlsMode, 1000, 1000);
+    dispatch(client, { path, method, headers: { ...headers, 'x-concord-mirror': '1' }, body }, 5000)
       .catch(() => {})
       .finally(() => {
         this.mirrorsInFlight--;
@@ -517,25 +571,16 @@ export class MeshClient {
       });
   }
 
-  private decode<T>(raw: Buffer, headers: Record<string, string | string[] | undefined>, asRaw?: boolean): T {
-    if (asRaw) return raw as T;
-    if (raw.length === 0) return undefined as T;
-    const text = raw.toString('utf8');
-    if (String(headers['content-type'] ?? '').includes('json')) {
-      try {
-        return JSON.parse(text) as T;
-      } catch {
-        return text as T;
-      }
-    }
-    return text as T;
-  }
-
   private observe(service: string, host: string, ep: Endpoint | null, status: number, startMs: number, flags: string): void {
     const m = this.opts.metrics;
     if (!m) return;
-    m.observeRequest(
-      {
+    const version = ep?.labels.version ?? 'unknown';
+    const mtls = ep?.instance.meta.mtls === '1';
+    const key = `${service}\n${host}\n${version}\n${mtls ? 1 : 0}\n${status}\n${flags}\n${this.tlsGeneration}`;
+    let labels = this.labelSets.get(key);
+    if (!labels) {
+      if (this.labelSets.size >= MAX_LABEL_SETS) this.labelSets.clear();
+      labels = {
         reporter: 'source',
         source_workload: this.opts.service ?? 'unknown',
         source_version: this.opts.version ?? 'unknown',
@@ -543,15 +588,16 @@ export class MeshClient {
         destination_workload: host,
         destination_service: serviceFqdn(host),
         destination_service_name: service,
-        destination_version: ep?.labels.version ?? 'unknown',
-        destination_principal: ep?.instance.meta.mtls === '1' ? mesh.spiffeId(host) : 'unknown',
+        destination_version: version,
+        destination_principal: mtls ? mesh.spiffeId(host) : 'unknown',
         request_protocol: 'http',
         response_code: String(status),
         response_flags: flags,
-        connection_security_policy: ep && this.tls && ep.instance.meta.mtls === '1' ? 'mutual_tls' : 'unknown',
-      },
-      Date.now() - startMs,
-    );
+        connection_security_policy: ep && this.tls && mtls ? 'mutual_tls' : 'unknown',
+      };
+      this.labelSets.set(key, labels);
+    }
+    m.observeRequest(labels, Date.now() - startMs);
   }
 
   /** Clusters with their ejected endpoints and pool occupancy, for the console. */
@@ -572,30 +618,146 @@ export class MeshClient {
   }
 }
 
+interface Response {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  raw: Buffer;
+  /** The server said `Connection: close`: the connection cannot carry another request. */
+  closing: boolean;
+}
+
+/** What every try of one call shares. */
+interface CallState {
+  service: string;
+  cluster: Cluster;
+  endpoints: Endpoint[];
+  /** Endpoints tried so far: a retry goes elsewhere when it can. */
+  tried: Set<string>;
+  hashKey: string | null;
+  fault: mesh.HttpFaultInjection | undefined;
+  method: string;
+  call: CallOptions;
+  headers: Record<string, string>;
+  body: string | Buffer | undefined;
+}
+
 interface AttemptResult {
   outcome: mesh.AttemptOutcome;
   endpoint: Endpoint | null;
   flags: string;
   message?: string;
-  response?: { status: number; headers: Record<string, string | string[] | undefined>; raw: Buffer };
+  response?: Response;
+}
+
+/** The try's budget ran out (our own timer, not undici's: its long timers are coarse). */
+class TryTimeoutError extends Error {
+  override name = 'TimeoutError';
+}
+
+/**
+ * One request on one undici client, the body collected by the handler itself (no stream, no
+ * AbortSignal): a single timer bounds the whole try and aborts the request when it fires.
+ */
+function dispatch(
+  client: Client,
+  req: { path: string; method: string; headers: Record<string, string>; body: string | Buffer | undefined },
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    let controller: Dispatcher.DispatchController | null = null;
+    let status = 0;
+    let headers: Record<string, string | string[] | undefined> = {};
+    let chunks: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    const settle = (err: Error | null) => {
+      if (settled) return;
+      settled = true;
+      if (timer) clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      if (err) reject(err);
+      else resolve({ status, headers, raw: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size), closing: headers.connection === 'close' });
+    };
+    const abort = (err: Error) => {
+      if (controller) controller.abort(err);
+      else {
+        // Not on the wire yet (still connecting): fail it, and drop the connection.
+        settle(err);
+        void client.destroy(err).catch(() => {});
+      }
+    };
+    const timer = Number.isFinite(timeoutMs) ? setTimeout(() => abort(new TryTimeoutError(`no answer within ${Math.round(timeoutMs)} ms`)), timeoutMs) : null;
+    const onAbort = () => abort(signal?.reason instanceof Error ? signal.reason : new Error('aborted by the caller'));
+    if (signal) {
+      if (signal.aborted) return onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
+    }
+    const timeouts = timer ? { headersTimeout: 0, bodyTimeout: 0 } : {};
+    client.dispatch(
+      { path: req.path, method: req.method as Dispatcher.HttpMethod, headers: req.headers, body: req.body ?? null, ...timeouts },
+      {
+        onRequestStart(c) {
+          controller = c;
+        },
+        onResponseStart(_c, statusCode, h) {
+          if (statusCode < 200) return;
+          status = statusCode;
+          headers = h as Record<string, string | string[] | undefined>;
+          chunks = [];
+          size = 0;
+        },
+        onResponseData(c, chunk) {
+          size += chunk.length;
+          if (size > MAX_RESPONSE_BYTES) c.abort(new Error(`response larger than ${MAX_RESPONSE_BYTES} bytes`));
+          else chunks.push(chunk);
+        },
+        onResponseEnd() {
+          settle(null);
+        },
+        onResponseError(_c, err) {
+          settle(err);
+        },
+      },
+    );
+  });
+}
+
+/** The caller's headers with lower-case names (route matching and header operations expect them). */
+function lowerCased(headers: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!headers) return out;
+  for (const name in headers) {
+    const value = headers[name];
+    const lower = name.toLowerCase();
+    if (value === undefined || lower === '__proto__' || !Object.hasOwn(headers, name)) continue;
+    out[lower] = out[lower] === undefined ? value : `${out[lower]}, ${value}`;
+  }
+  return out;
+}
+
+/** Registry instances as labelled endpoints (`version` from the instance's metadata or first tag). */
+function endpointsOf(instances: readonly Instance[]): Endpoint[] {
+  return instances.map((i) => ({ id: i.id, labels: { ...i.meta, version: i.meta.version ?? i.tags[0] ?? '' }, instance: i }));
+}
+
+function decode<T>(raw: Buffer, headers: Record<string, string | string[] | undefined>, asRaw?: boolean): T {
+  if (asRaw) return raw as T;
+  if (raw.length === 0) return undefined as T;
+  const text = raw.toString('utf8');
+  const type = headers['content-type'];
+  if (typeof type === 'string' && type.includes('json')) {
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      return text as T;
+    }
+  }
+  return text as T;
 }
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-async function readLimited(body: Dispatcher.ResponseData['body'], maxBytes: number): Promise<Buffer> {
-  let size = 0;
-  const chunks: Buffer[] = [];
-  for await (const chunk of body) {
-    size += (chunk as Buffer).length;
-    if (size > maxBytes) {
-      body.destroy();
-      throw new Error(`response larger than ${maxBytes} bytes`);
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
 }
 
 function transportError(err: unknown): mesh.TransportError {
@@ -604,7 +766,7 @@ function transportError(err: unknown): mesh.TransportError {
   if (code === 'ECONNREFUSED' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'EHOSTUNREACH' || code === 'ENOTFOUND' || code === 'ERR_TLS_CERT_ALTNAME_INVALID' || /certificate|identity/i.test(e.message ?? '')) {
     return 'connect-failure';
   }
-  if (e.name === 'TimeoutError' || e.name === 'AbortError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || err instanceof undiciErrors.RequestAbortedError) {
+  if (e instanceof TryTimeoutError || e.name === 'TimeoutError' || e.name === 'AbortError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_ABORTED') {
     return 'timeout';
   }
   return 'reset';
@@ -613,6 +775,6 @@ function transportError(err: unknown): mesh.TransportError {
 function describe(err: unknown, timeoutMs: number): string {
   const e = err as Error & { code?: string; cause?: { code?: string } };
   const kind = transportError(err);
-  if (kind === 'timeout') return `no answer within ${timeoutMs} ms`;
+  if (kind === 'timeout') return `no answer within ${Math.round(timeoutMs)} ms`;
   return e.code ?? e.cause?.code ?? e.message;
 }

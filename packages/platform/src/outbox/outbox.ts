@@ -89,7 +89,15 @@ export class OutboxRelay {
   private closed = false;
 
   constructor(
-    private readonly opts: { store: Store<any>; mesh: MeshClient; log: Logger; pollMs?: number; random?: () => number },
+    private readonly opts: {
+      store: Store<any>;
+      mesh: MeshClient;
+      log: Logger;
+      pollMs?: number;
+      random?: () => number;
+      /** `"<destination> <path>"` → a batch route taking `{items}` (see batch/batch.ts). */
+      batchPaths?: Record<string, string>;
+    },
   ) {}
 
   start(): void {
@@ -119,17 +127,45 @@ export class OutboxRelay {
     let more = false;
     try {
       const now = Date.now();
-      const due = await this.db
-        .selectFrom('outbox')
-        .selectAll()
-        .where('status', '=', 'PENDING')
-        .where('next_attempt_ms', '<=', now)
-        .where('claimed_until_ms', '<', now)
-        .orderBy('created_at')
-        .limit(BATCH)
-        .execute();
+      // Select and claim in one transaction: with several instances, each message goes out once per claim.
+      const due = await this.opts.store.tx(async (trx) => {
+        const t = trx as Kysely<OutboxTable>;
+        const rows = await t
+          .selectFrom('outbox')
+          .selectAll()
+          .where('status', '=', 'PENDING')
+          .where('next_attempt_ms', '<=', now)
+          .where('claimed_until_ms', '<', now)
+          .orderBy('created_at')
+          .limit(BATCH)
+          .execute();
+        if (rows.length > 0) {
+          await t
+            .updateTable('outbox')
+            .set({ claimed_until_ms: now + CLAIM_MS })
+            .where(
+              'id',
+              'in',
+              rows.map((r) => r.id),
+            )
+            .execute();
+        }
+        return rows;
+      });
       more = due.length === BATCH;
-      await Promise.all(due.map((m) => this.deliver(m, now)));
+      const groups = new Map<string, OutboxTable['outbox'][]>();
+      for (const m of due) {
+        const key = `${m.destination} ${m.path}`;
+        const list = groups.get(key) ?? [];
+        list.push(m);
+        groups.set(key, list);
+      }
+      await Promise.all(
+        [...groups.entries()].map(([key, msgs]) => {
+          const batchPath = this.opts.batchPaths?.[key];
+          return batchPath && msgs.length > 1 ? this.deliverBatch(msgs, batchPath) : Promise.all(msgs.map((m) => this.deliverOne(m)));
+        }),
+      );
     } catch (err) {
       this.opts.log.warn({ err }, 'outbox relay pass failed');
     } finally {
@@ -140,16 +176,7 @@ export class OutboxRelay {
     }
   }
 
-  private async deliver(m: OutboxTable['outbox'], now: number): Promise<void> {
-    const claimed = await this.db
-      .updateTable('outbox')
-      .set({ claimed_until_ms: now + CLAIM_MS })
-      .where('id', '=', m.id)
-      .where('claimed_until_ms', '<', now)
-      .executeTakeFirst();
-    if (Number(claimed.numUpdatedRows) !== 1) return; // another instance has it
-    let error: string;
-    let final = false;
+  private async deliverOne(m: OutboxTable['outbox']): Promise<void> {
     try {
       const r = await this.opts.mesh.request(m.destination, {
         method: 'POST',
@@ -158,15 +185,44 @@ export class OutboxRelay {
         headers: { 'idempotency-key': m.id },
         timeoutMs: 5000,
       });
-      if (r.status >= 200 && r.status < 300) {
-        await this.db.deleteFrom('outbox').where('id', '=', m.id).execute();
+      if (r.status >= 200 && r.status < 300) return this.delivered([m.id]);
+      await this.failed(m, `HTTP ${r.status}: ${JSON.stringify(r.body).slice(0, 500)}`, !isTransientStatus(r.status));
+    } catch (err) {
+      await this.failed(m, err instanceof UpstreamError ? err.message : String(err), false);
+    }
+  }
+
+  private async deliverBatch(msgs: OutboxTable['outbox'][], path: string): Promise<void> {
+    const destination = (msgs[0] as OutboxTable['outbox']).destination;
+    try {
+      const r = await this.opts.mesh.request<{ results?: Array<{ status: number; body: unknown }> }>(destination, {
+        method: 'POST',
+        path,
+        body: { items: msgs.map((m) => JSON.parse(m.body)) },
+        timeoutMs: 10_000,
+      });
+      const results = r.body?.results;
+      if (r.status !== 200 || !Array.isArray(results) || results.length !== msgs.length) {
+        for (const m of msgs) await this.failed(m, `batch HTTP ${r.status}`, false);
         return;
       }
-      error = `HTTP ${r.status}: ${JSON.stringify(r.body).slice(0, 500)}`;
-      final = !isTransientStatus(r.status);
+      const ok: string[] = [];
+      for (const [i, m] of msgs.entries()) {
+        const res = results[i] as { status: number; body: unknown };
+        if (res.status >= 200 && res.status < 300) ok.push(m.id);
+        else await this.failed(m, `HTTP ${res.status}: ${JSON.stringify(res.body).slice(0, 500)}`, !isTransientStatus(res.status));
+      }
+      await this.delivered(ok);
     } catch (err) {
-      error = err instanceof UpstreamError ? err.message : String(err);
+      for (const m of msgs) await this.failed(m, err instanceof UpstreamError ? err.message : String(err), false);
     }
+  }
+
+  private async delivered(ids: string[]): Promise<void> {
+    if (ids.length > 0) await this.db.deleteFrom('outbox').where('id', 'in', ids).execute();
+  }
+
+  private async failed(m: OutboxTable['outbox'], error: string, final: boolean): Promise<void> {
     const attempts = m.attempts + 1;
     const dead = final || attempts >= MAX_ATTEMPTS_BEFORE_DEAD;
     if (dead) this.opts.log.error({ id: m.id, destination: m.destination, path: m.path, error }, 'outbox message refused; kept as DEAD for an operator');

@@ -10,6 +10,7 @@
  */
 import { saga as machine } from '@concord/core';
 import type { Kysely } from 'kysely';
+import type { Batcher } from '../batch/batch.js';
 import { type CallOptions, type MeshClient, isTransientStatus } from '../mesh/client.js';
 import type { Faults } from '../service-kit/faults.js';
 import type { Logger } from '../service-kit/logger.js';
@@ -310,15 +311,15 @@ export class SagaRuntime {
      * Records a step's outcome. When the next step can start at once, its attempt is counted
      * in the same write (one write per step instead of two).
      */
-    const record = async (db: Kysely<SagaTables>, t: machine.Transition, event: SagaEventInput): Promise<void> => {
+    const record = async (db: Kysely<SagaTables> | null, t: machine.Transition, event: SagaEventInput): Promise<void> => {
       const nextCmd = machine.next(reg.def, id, t.state);
       if (nextCmd.type === 'execute' && t.delayMs === 0 && !this.closing) {
         state = machine.begin(t.state);
-        await this.persist(db, id, state, data, [event, startedEvent(nextCmd)]);
+        await this.write(db, id, state, data, [event, startedEvent(nextCmd)]);
         begun = true;
       } else {
         state = t.state;
-        await this.persist(db, id, state, data, [event]);
+        await this.write(db, id, state, data, [event]);
         begun = false;
       }
     };
@@ -336,7 +337,7 @@ export class SagaRuntime {
       const point = `${compensating ? 'undo:' : ''}${cmd.name}`;
       if (!begun) {
         state = machine.begin(state);
-        await this.persist(this.db, id, state, data, [startedEvent(cmd)]);
+        await this.write(null, id, state, data, [startedEvent(cmd)]);
         begun = true;
       }
       this.opts.faults?.point(`before:${point}`);
@@ -365,7 +366,9 @@ export class SagaRuntime {
             recorded = true;
           } catch (err) {
             if (err instanceof LostOwnership) throw err;
-            state = attemptState; // the transaction rolled back
+            // The transaction rolled back: nothing of `record` happened.
+            state = attemptState;
+            begun = true;
             outcome = toOutcome(err);
           }
           return;
@@ -392,13 +395,22 @@ export class SagaRuntime {
       if (!recorded) {
         const t = machine.apply(reg.def, attemptState, outcome, random);
         const event = outcome.type === 'ok' ? 'succeeded' : outcome.type === 'business' ? 'refused' : 'failed';
-        await record(this.db, t, { step: cmd.name, phase: cmd.phase, event, attempt: cmd.attempt, detail: outcome.type === 'ok' ? null : outcome.error });
+        await record(null, t, { step: cmd.name, phase: cmd.phase, event, attempt: cmd.attempt, detail: outcome.type === 'ok' ? null : outcome.error });
         delayMs = t.delayMs;
         if (outcome.type !== 'ok') this.opts.log.debug({ sagaId: id, step: cmd.name, phase: cmd.phase, outcome }, 'saga step did not succeed');
       }
       if (state.status === 'NEEDS_ATTENTION') this.opts.log.warn({ sagaId: id, type: row.type, step: cmd.name, error: state.lastError }, 'saga needs attention');
       if (delayMs > 0) await this.sleep(delayMs);
     }
+  }
+
+  /**
+   * Writes a saga's progress: inside `db` when a local step's transaction is open, else by group
+   * commit with the other sagas progressing in this tick (one transaction for all of them).
+   */
+  private write(db: Kysely<SagaTables> | null, id: string, s: SagaState, data: unknown, events: SagaEventInput[]): Promise<void> {
+    if (db) return this.persist(db, id, s, data, events);
+    return this.opts.store.group((trx) => this.persist(trx as Kysely<SagaTables>, id, s, data, events));
   }
 
   private async persist(
@@ -555,19 +567,26 @@ async function withTimeout<T>(p: Promise<T>, signal: AbortSignal, step: string):
 }
 
 /**
- * A saga step's call to another service: 2xx returns the body; a 4xx refusal becomes a
- * BusinessError carrying the problem's slug; 5xx, 408, 429 and no answer at all are transient.
+ * A saga step's answer from another service: 2xx returns the body; a 4xx refusal becomes a
+ * BusinessError carrying the problem's slug; 5xx, 408 and 429 are transient.
  */
-export async function stepCall<T = unknown>(
-  mesh: { request: MeshClient['request'] },
-  service: string,
-  call: CallOptions,
-): Promise<T> {
-  const r = await mesh.request<T>(service, call);
-  if (r.status >= 200 && r.status < 300) return r.body;
-  const problem = (typeof r.body === 'object' && r.body !== null ? r.body : {}) as { type?: string; detail?: string };
-  const detail = `${service} answered ${r.status}${problem.detail ? `: ${problem.detail}` : ''}`;
-  if (isTransientStatus(r.status)) throw new Error(detail);
+export function stepResult<T>(service: string, status: number, body: unknown): T {
+  if (status >= 200 && status < 300) return body as T;
+  const problem = (typeof body === 'object' && body !== null ? body : {}) as { type?: string; detail?: string };
+  const detail = `${service} answered ${status}${problem.detail ? `: ${problem.detail}` : ''}`;
+  if (isTransientStatus(status)) throw new Error(detail);
   const slug = typeof problem.type === 'string' ? (problem.type.split('/').pop() ?? 'refused') : 'refused';
   throw new BusinessError(slug, detail);
+}
+
+/** A saga step's call to another service (no answer at all is transient too). */
+export async function stepCall<T = unknown>(mesh: { request: MeshClient['request'] }, service: string, call: CallOptions): Promise<T> {
+  const r = await mesh.request<T>(service, call);
+  return stepResult<T>(service, r.status, r.body);
+}
+
+/** A saga step's call through a Batcher (coalesced with other sagas' calls of the same kind). */
+export async function batchedStepCall<T = unknown>(batcher: Batcher<unknown>, service: string, item: unknown): Promise<T> {
+  const r = await batcher.call(item);
+  return stepResult<T>(service, r.status, r.body);
 }

@@ -49,6 +49,78 @@ export class Store<DB> {
     return store;
   }
 
+  private groupQueue: Array<{ fn: (trx: Kysely<DB>) => Promise<unknown>; resolve: (v: unknown) => void; reject: (e: unknown) => void }> = [];
+  private groupScheduled = false;
+
+  /**
+   * Group commit: runs `fn` in a transaction shared with the other `group` calls made in the
+   * same tick (up to `MAX_GROUP`), each inside its own savepoint, so one failing `fn` rolls back
+   * only itself. Resolves after the shared COMMIT — durability is the same as `tx`, at a fraction
+   * of the per-transaction cost under load.
+   */
+  group<T>(fn: (trx: Kysely<DB>) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.groupQueue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.groupScheduled) {
+        this.groupScheduled = true;
+        setImmediate(() => void this.flushGroup());
+      }
+    });
+  }
+
+  private async flushGroup(): Promise<void> {
+    const batch = this.groupQueue.splice(0, MAX_GROUP);
+    this.groupScheduled = false;
+    if (this.groupQueue.length > 0) {
+      this.groupScheduled = true;
+      setImmediate(() => void this.flushGroup());
+    }
+    if (batch.length === 0) return;
+    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    try {
+      await this.tx(async (trx) => {
+        for (const item of batch) {
+          if (batch.length === 1) {
+            outcomes.push({ ok: true, value: await item.fn(trx) });
+            continue;
+          }
+          await sql`savepoint concord_group`.execute(trx);
+          try {
+            const value = await item.fn(trx);
+            await sql`release savepoint concord_group`.execute(trx);
+            outcomes.push({ ok: true, value });
+          } catch (error) {
+            await sql`rollback to savepoint concord_group`.execute(trx);
+            await sql`release savepoint concord_group`.execute(trx);
+            outcomes.push({ ok: false, error });
+          }
+        }
+      });
+    } catch (error) {
+      // The shared transaction failed (a lone fn failing, or the commit itself): everyone learns it.
+      for (const item of batch) item.reject(error);
+      return;
+    }
+    batch.forEach((item, i) => {
+      const o = outcomes[i] as (typeof outcomes)[number];
+      if (o.ok) item.resolve(o.value);
+      else item.reject(o.error);
+    });
+  }
+
+  /**
+   * A view of this store bound to an open transaction: its `tx` and `group` run inside `trx`
+   * instead of opening their own, so code written against a Store (with its own transactions)
+   * can run as one item of a batch transaction unchanged.
+   */
+  bound(trx: Kysely<DB>): Store<DB> {
+    const b = Object.create(this) as Store<DB>;
+    Object.defineProperty(b, 'db', { value: trx });
+    Object.defineProperty(b, 'tx', { value: <T>(fn: (t: Kysely<DB>) => Promise<T>) => fn(trx) });
+    Object.defineProperty(b, 'group', { value: <T>(fn: (t: Kysely<DB>) => Promise<T>) => fn(trx) });
+    return b;
+  }
+
   /**
    * Runs `fn` in a write transaction. Keep it free of network calls: the write lock is held
    * for its whole duration.
@@ -142,6 +214,8 @@ function makeDialect(opts: StoreOptions): { dialect: Dialect; name: DialectName 
 }
 
 const MAX_CACHED_STATEMENTS = 500;
+/** Transactions merged into one group commit at most. */
+const MAX_GROUP = 256;
 
 /**
  * Kysely prepares every query anew; SQLite parsing and planning then dominates small queries.

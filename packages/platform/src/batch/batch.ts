@@ -1,0 +1,127 @@
+/**
+ * Batched calls between services, keeping per-item semantics. A participant exposes
+ * `POST <path>` taking `{items: [...]}`: every item runs in ONE transaction, each inside its
+ * own savepoint, and gets its own answer `{status, body}` — exactly what the single-item route
+ * would have answered, idempotency included. A caller's `Batcher` coalesces the calls made in
+ * the same tick into one request and hands each caller its own answer.
+ *
+ * What it buys: one HTTP exchange and one commit for many saga steps under load; with one
+ * caller it is one item and costs what a single call costs.
+ */
+import type { FastifyInstance } from 'fastify';
+import { sql } from 'kysely';
+import { type CallOptions, type MeshClient, UpstreamError } from '../mesh/client.js';
+import { toProblem } from '../service-kit/server.js';
+import { problem } from '../service-kit/problem.js';
+import { compileValidator, fieldErrors } from '../service-kit/validation.js';
+import type { Store } from '../store/store.js';
+
+export interface ItemResult {
+  status: number;
+  body: unknown;
+}
+
+export const MAX_BATCH_ITEMS = 256;
+
+/**
+ * Registers a batch route whose items are handled by `handle` inside one transaction. Items are
+ * validated one by one against `itemSchema` (a bad item gets its own 400; the others proceed).
+ * `handle` receives the store bound to the batch transaction (see Store.bound).
+ */
+export function batchRoute<DB, I>(
+  app: FastifyInstance,
+  opts: { path: string; itemSchema: object; store: Store<DB>; handle: (store: Store<DB>, item: I, nowMs: number) => Promise<ItemResult> },
+): void {
+  const validate = compileValidator(opts.itemSchema, 'body');
+  app.post<{ Body: { items: unknown[] } }>(
+    opts.path,
+    {
+      schema: {
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['items'],
+          properties: { items: { type: 'array', minItems: 1, maxItems: MAX_BATCH_ITEMS, items: { type: 'object' } } },
+        },
+      },
+    },
+    async (req) => {
+      const now = Date.now();
+      const results: ItemResult[] = [];
+      await opts.store.tx(async (trx) => {
+        const bound = opts.store.bound(trx);
+        for (const item of req.body.items) {
+          if (!validate(item)) {
+            const errors = fieldErrors(validate.errors, 'body');
+            results.push({ status: 400, body: problem(400, 'validation', errors[0] ? `${errors[0].path} ${errors[0].message}` : 'invalid item', { errors }) });
+            continue;
+          }
+          await sql`savepoint concord_item`.execute(trx);
+          try {
+            results.push(await opts.handle(bound, item as I, now));
+            await sql`release savepoint concord_item`.execute(trx);
+          } catch (err) {
+            await sql`rollback to savepoint concord_item`.execute(trx);
+            await sql`release savepoint concord_item`.execute(trx);
+            const p = toProblem(err);
+            if (p.status >= 500) req.log.error({ err }, 'batch item failed');
+            results.push({ status: p.status, body: p });
+          }
+        }
+      });
+      return { results };
+    },
+  );
+}
+
+interface Pending {
+  item: unknown;
+  resolve: (r: ItemResult) => void;
+  reject: (e: unknown) => void;
+}
+
+/** Coalesces single calls into batch requests to one service's batch route. */
+export class Batcher<I> {
+  private queue: Pending[] = [];
+  private scheduled = false;
+
+  constructor(
+    private readonly mesh: Pick<MeshClient, 'request'>,
+    private readonly target: { service: string; path: string; timeoutMs?: number; maxItems?: number },
+  ) {}
+
+  call(item: I): Promise<ItemResult> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ item, resolve, reject });
+      if (this.queue.length >= (this.target.maxItems ?? 128)) void this.flush();
+      else if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => void this.flush());
+      }
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.scheduled = false;
+    const batch = this.queue.splice(0, this.target.maxItems ?? 128);
+    if (this.queue.length > 0 && !this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => void this.flush());
+    }
+    if (batch.length === 0) return;
+    try {
+      const call: CallOptions = { method: 'POST', path: this.target.path, body: { items: batch.map((p) => p.item) }, timeoutMs: this.target.timeoutMs ?? 5000 };
+      const r = await this.mesh.request<{ results?: ItemResult[] }>(this.target.service, call);
+      const results = r.body?.results;
+      if (r.status !== 200 || !Array.isArray(results) || results.length !== batch.length) {
+        // The whole batch failed (overload, a bad deploy): each caller sees it as its own answer.
+        const detail = typeof r.body === 'object' && r.body && 'detail' in r.body ? String((r.body as { detail: unknown }).detail) : '';
+        batch.forEach((p) => p.resolve({ status: r.status === 200 ? 502 : r.status, body: { detail: detail || `${this.target.service} answered the batch with ${r.status}` } }));
+        return;
+      }
+      batch.forEach((p, i) => p.resolve(results[i] as ItemResult));
+    } catch (err) {
+      for (const p of batch) p.reject(err instanceof UpstreamError ? err : new UpstreamError(this.target.service, 'reset', String(err)));
+    }
+  }
+}

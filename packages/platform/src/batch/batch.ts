@@ -116,10 +116,10 @@ export class Batcher<I> {
       if (r.status !== 200 || !Array.isArray(results) || results.length !== batch.length) {
         // The whole batch failed (overload, a bad deploy): each caller sees it as its own answer.
         const detail = typeof r.body === 'object' && r.body && 'detail' in r.body ? String((r.body as { detail: unknown }).detail) : '';
-        batch.forEach((p) => p.resolve({ status: r.status === 200 ? 502 : r.status, body: { detail: detail || `${this.target.service} answered the batch with ${r.status}` } }));
+        for (const p of batch) p.resolve({ status: r.status === 200 ? 502 : r.status, body: { detail: detail || `${this.target.service} answered the batch with ${r.status}` } });
         return;
       }
-      batch.forEach((p, i) => p.resolve(results[i] as ItemResult));
+      for (const [i, p] of batch.entries()) p.resolve(results[i] as ItemResult);
     } catch (err) {
       for (const p of batch) p.reject(err instanceof UpstreamError ? err : new UpstreamError(this.target.service, 'reset', String(err)));
     }

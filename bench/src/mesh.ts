@@ -10,6 +10,8 @@
  *   node bench/dist/src/mesh.js [--rate 1000] [--rounds 6] [--round-seconds 2] [--warmup 3] [--no-mtls] [--untraced-arm]
  *
  * `--untraced-arm` adds a mesh arm whose client makes no spans (to separate tracing's share).
+ * `--traces-endpoint <url>` exports the bench's spans there (OTLP/HTTP) instead of to the
+ * control plane's trace store.
  *
  * Latency is per call, from the moment the call is made to its decoded answer. CPU is this
  * process's (process.cpuUsage) per round, including a settle period after the load so that the
@@ -44,6 +46,7 @@ const { values: opts } = parseArgs({
     warmup: { type: 'string', default: '3' },
     'no-mtls': { type: 'boolean', default: false },
     'untraced-arm': { type: 'boolean', default: false },
+    'traces-endpoint': { type: 'string' },
   },
 });
 const RATE = positive('rate');
@@ -187,7 +190,7 @@ spec:
       version: 'v1',
       instanceId: 'bench-1',
       controlUrl: sys.controlUrl,
-      env: { OTEL_TRACES_SAMPLER: 'always_on' },
+      env: { OTEL_TRACES_SAMPLER: 'always_on', ...(opts['traces-endpoint'] ? { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: opts['traces-endpoint'] } : {}) },
       log,
       enabled: true,
     });

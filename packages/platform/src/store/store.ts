@@ -10,7 +10,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { type Dialect, Kysely, MysqlDialect, PostgresDialect, SqliteDialect, type Transaction, sql } from 'kysely';
-import { SpanKind } from '@opentelemetry/api';
+import { SpanKind, trace } from '@opentelemetry/api';
 import type { Logger } from '../service-kit/logger.js';
 import type { Telemetry } from '../telemetry/tracing.js';
 
@@ -126,7 +126,10 @@ export class Store<DB> {
    * for its whole duration.
    */
   async tx<T>(fn: (trx: Kysely<DB>) => Promise<T>): Promise<T> {
-    if (this.telemetry?.enabled) return this.telemetry.inSpan('db.transaction', SpanKind.INTERNAL, () => this.rawTx(fn), { 'db.system': this.dialect });
+    // A span only under a traced operation: background work (sweepers, relays, group commits
+    // flushed outside any request) would otherwise start a one-span trace per transaction.
+    const t = this.telemetry;
+    if (t?.enabled && trace.getSpanContext(t.active())) return t.inSpan('db.transaction', SpanKind.INTERNAL, () => this.rawTx(fn), { 'db.system': this.dialect });
     return this.rawTx(fn);
   }
 

@@ -13,6 +13,7 @@
  * `--traces-endpoint <url>` exports the bench's spans there (OTLP/HTTP) instead of to the
  * control plane's trace store.
  *
+ * The upstream runs with tracing off (the same for both arms; its exports would only add noise).
  * Latency is per call, from the moment the call is made to its decoded answer. CPU is this
  * process's (process.cpuUsage) per round, including a settle period after the load so that the
  * batched span export of a round is charged to that round. Results: a table on stdout and
@@ -70,6 +71,7 @@ function positive(name: keyof typeof opts): number {
 }
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
+const ms = (us: number) => us / 1000;
 
 type Call = () => Promise<number>;
 
@@ -87,14 +89,17 @@ interface Arm {
   statuses: Record<string, number>;
   /** Worst lag of the generator behind the schedule (ms). */
   maxLagMs: number;
+  /** Each round's own figures (rounds of different arms alternate, so these pair up). */
+  rounds: Array<{ p50Ms: number; p99Ms: number; cpuUsPerRequest: number }>;
 }
 
 function arm(key: ArmKey, name: string, call: Call): Arm {
-  return { key, name, call, hist: new Histogram(), cpuUs: 0, wallMs: 0, requests: 0, errors: 0, statuses: {}, maxLagMs: 0 };
+  return { key, name, call, hist: new Histogram(), cpuUs: 0, wallMs: 0, requests: 0, errors: 0, statuses: {}, maxLagMs: 0, rounds: [] };
 }
 
-/** One round of one arm: `RATE` calls per second for `ms`, open model; then a settle period. */
-async function runRound(target: Arm, ms: number, record: boolean): Promise<void> {
+/** One round of one arm: `RATE` calls per second for `durationMs`, open model; then a settle period. */
+async function runRound(target: Arm, durationMs: number, record: boolean): Promise<void> {
+  const hist = new Histogram();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const pending = new Set<Promise<void>>();
@@ -106,7 +111,7 @@ async function runRound(target: Arm, ms: number, record: boolean): Promise<void>
       .then(
         (status) => {
           if (!record) return;
-          target.hist.record((performance.now() - start) * 1000);
+          hist.record((performance.now() - start) * 1000);
           target.statuses[status] = (target.statuses[status] ?? 0) + 1;
           if (status !== 200) target.errors++;
         },
@@ -120,7 +125,7 @@ async function runRound(target: Arm, ms: number, record: boolean): Promise<void>
       .finally(() => pending.delete(p));
     pending.add(p);
   };
-  while (performance.now() - t0 < ms) {
+  while (performance.now() - t0 < durationMs) {
     const now = performance.now();
     const due = Math.floor(((now - t0) / 1000) * RATE);
     if (due > issued && record) target.maxLagMs = Math.max(target.maxLagMs, now - t0 - (issued / RATE) * 1000);
@@ -137,19 +142,29 @@ async function runRound(target: Arm, ms: number, record: boolean): Promise<void>
     target.cpuUs += cpu.user + cpu.system;
     target.wallMs += performance.now() - t0;
     target.requests += issued;
+    target.hist.merge(hist);
+    target.rounds.push({ p50Ms: ms(hist.quantile(0.5)), p99Ms: ms(hist.quantile(0.99)), cpuUsPerRequest: (cpu.user + cpu.system) / Math.max(1, issued) });
   }
 }
 
-const ms = (us: number) => us / 1000;
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length === 0 ? 0 : s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
 const fmt = (v: number, digits = 3) => v.toFixed(digits);
 
 async function main(): Promise<void> {
   const dir = join(OUT_DIR, 'mesh');
   mkdirSync(dir, { recursive: true });
   say(`bench:mesh — ${RATE} req/s per arm, ${ROUNDS} interleaved rounds of ${ROUND_MS / 1000} s (+${SETTLE_MS} ms settle), warmup ${WARMUP_MS / 1000} s`);
-  say(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}, Node.js ${process.versions.node}`);
+  const loadAtStart = loadavg();
+  say(
+    `machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, load average ${loadAtStart.map((l) => l.toFixed(2)).join(' ')}, Node.js ${process.versions.node}`,
+  );
   say('starting a control plane and the sample service …');
-  const sys = await startEmbedded({ dir, topology: 'services:\n  - name: sample\n', env: { CONCORD_LOG_LEVEL: 'warn' } });
+  // The upstream itself does not trace: its span exports would only add noise common to both arms.
+  const sys = await startEmbedded({ dir, topology: 'services:\n  - name: sample\n    env: {CONCORD_TRACING: "false"}\n', env: { CONCORD_LOG_LEVEL: 'warn' } });
   const closers: Array<() => unknown> = [() => sys.stop()];
   try {
     const log = createLogger({ service: 'bench', instance: 'bench-1', version: 'v1' }, 'warn');
@@ -179,7 +194,10 @@ spec:
     const registry = new RegistryClient({ controlUrl: sys.controlUrl, log });
     const meshConfig = new MeshConfigClient({ controlUrl: sys.controlUrl, instanceId: 'bench-1', log });
     meshConfig.start();
-    closers.push(() => registry.close(), () => meshConfig.close());
+    closers.push(
+      () => registry.close(),
+      () => meshConfig.close(),
+    );
     const deadline = Date.now() + 10_000;
     while (meshConfig.config.version < version) {
       if (Date.now() > deadline) throw new Error('the bench data plane did not receive the mesh configuration');
@@ -235,7 +253,17 @@ spec:
         connect: { key: m.keyPem, cert: m.certPem, ca: m.caPem, checkServerIdentity: () => undefined },
       });
       closers.push(() => directTls.close());
-      const meshTls = new MeshClient({ registry, log, source: 'bench@v1#bench-1', service: 'bench', version: 'v1', config: meshConfig, telemetry, metrics, identity });
+      const meshTls = new MeshClient({
+        registry,
+        log,
+        source: 'bench@v1#bench-1',
+        service: 'bench',
+        version: 'v1',
+        config: meshConfig,
+        telemetry,
+        metrics,
+        identity,
+      });
       closers.push(() => meshTls.close());
       arms.push(
         arm('direct-tls', 'direct TLS (undici, mTLS cert)', async () => {
@@ -255,18 +283,9 @@ spec:
       const order = round % 2 === 1 ? arms : [...arms].reverse();
       const line: string[] = [];
       for (const a of order) {
-        const before = new Histogram();
-        before.merge(a.hist);
-        const cpuBefore = a.cpuUs;
-        const reqBefore = a.requests;
         await runRound(a, ROUND_MS, true);
-        const roundHist = new Histogram();
-        // The round's own distribution: the cumulative one minus what came before.
-        for (let i = 0; i < a.hist.counts.length; i++) roundHist.counts[i] = (a.hist.counts[i] as number) - (before.counts[i] as number);
-        roundHist.count = a.hist.count - before.count;
-        roundHist.max = a.hist.max;
-        const cpuPerReq = (a.cpuUs - cpuBefore) / Math.max(1, a.requests - reqBefore);
-        line.push(`${a.name.split(' (')[0]} p50 ${fmt(ms(roundHist.quantile(0.5)))} p99 ${fmt(ms(roundHist.quantile(0.99)))} cpu ${cpuPerReq.toFixed(0)} µs/req`);
+        const r = a.rounds[a.rounds.length - 1] as Arm['rounds'][number];
+        line.push(`${a.name.split(' (')[0]} p50 ${fmt(r.p50Ms)} p99 ${fmt(r.p99Ms)} cpu ${r.cpuUsPerRequest.toFixed(0)} µs/req`);
       }
       say(`round ${round}/${ROUNDS}: ${line.join(' | ')}`);
     }
@@ -290,7 +309,15 @@ spec:
     const rows = arms.map(row);
     type Row = ReturnType<typeof row>;
     const find = (k: ArmKey) => rows.find((r) => r.key === k);
+    /** The median over rounds of (mesh − direct) in paired rounds: less sensitive to one noisy round. */
+    const pairedMedian = (base: ArmKey, meshKey: ArmKey, k: 'p50Ms' | 'p99Ms') => {
+      const b = arms.find((a) => a.key === base)?.rounds ?? [];
+      const m = arms.find((a) => a.key === meshKey)?.rounds ?? [];
+      return median(b.map((r, i) => (m[i]?.[k] ?? Number.NaN) - r[k]).filter((x) => Number.isFinite(x)));
+    };
     const added = (base: Row, meshRow: Row) => ({
+      pairedMedianP50Ms: pairedMedian(base.key, meshRow.key, 'p50Ms'),
+      pairedMedianP99Ms: pairedMedian(base.key, meshRow.key, 'p99Ms'),
       p50Ms: meshRow.p50Ms - base.p50Ms,
       p90Ms: meshRow.p90Ms - base.p90Ms,
       p99Ms: meshRow.p99Ms - base.p99Ms,
@@ -305,8 +332,13 @@ spec:
     const tls = directTls && meshTls ? added(directTls, meshTls) : null;
 
     say('');
-    say(`${'arm'.padEnd(32)} ${'p50 ms'.padStart(8)} ${'p90 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'p99.9 ms'.padStart(9)} ${'CPU µs/req'.padStart(11)} ${'vCPU/1k rps'.padStart(12)} ${'errors'.padStart(7)}`);
-    const line = (name: string, r: { p50Ms: number; p90Ms: number; p99Ms: number; p999Ms?: number; cpuUsPerRequest: number; vcpuPer1000Rps: number; errors?: number }) =>
+    say(
+      `${'arm'.padEnd(32)} ${'p50 ms'.padStart(8)} ${'p90 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'p99.9 ms'.padStart(9)} ${'CPU µs/req'.padStart(11)} ${'vCPU/1k rps'.padStart(12)} ${'errors'.padStart(7)}`,
+    );
+    const line = (
+      name: string,
+      r: { p50Ms: number; p90Ms: number; p99Ms: number; p999Ms?: number; cpuUsPerRequest: number; vcpuPer1000Rps: number; errors?: number },
+    ) =>
       say(
         `${name.padEnd(32)} ${fmt(r.p50Ms).padStart(8)} ${fmt(r.p90Ms).padStart(8)} ${fmt(r.p99Ms).padStart(8)} ${(r.p999Ms === undefined ? '' : fmt(r.p999Ms)).padStart(9)} ${r.cpuUsPerRequest.toFixed(1).padStart(11)} ${r.vcpuPer1000Rps.toFixed(3).padStart(12)} ${(r.errors === undefined ? '' : String(r.errors)).padStart(7)}`,
       );
@@ -325,22 +357,52 @@ spec:
     const pass50 = plain.p50Ms < TARGET_P50_MS;
     const pass99 = plain.p99Ms < TARGET_P99_MS;
     say('');
-    say(`targets (added, plaintext pair): p50 < ${TARGET_P50_MS} ms → ${fmt(plain.p50Ms)} ms ${pass50 ? 'MET' : 'MISSED'}; p99 < ${TARGET_P99_MS} ms → ${fmt(plain.p99Ms)} ms ${pass99 ? 'MET' : 'MISSED'}`);
-    say(`for scale: Istio 1.20's two sidecars add 0.23 ms at p90 (and ~0.2 vCPU per 1000 rps each); Dapr's add 1.4 ms at p90. Concord adds ${fmt(plain.p90Ms)} ms at p90 (one library, no extra hop).`);
+    const directRounds = (arms.find((a) => a.key === 'direct')?.rounds ?? []).map((r) => r.p99Ms);
+    const noiseMs = directRounds.length > 1 ? Math.max(...directRounds) - Math.min(...directRounds) : 0;
+    say(
+      `added p50 (plaintext pair): ${fmt(plain.p50Ms)} ms over all calls, ${fmt(plain.pairedMedianP50Ms)} ms median of paired rounds — target < ${TARGET_P50_MS} ms: ${pass50 ? 'MET' : 'MISSED'}`,
+    );
+    say(
+      `added p99 (plaintext pair): ${fmt(plain.p99Ms)} ms over all calls, ${fmt(plain.pairedMedianP99Ms)} ms median of paired rounds — target < ${TARGET_P99_MS} ms: ${pass99 ? 'MET' : 'MISSED'}`,
+    );
+    if (noiseMs > 10 * TARGET_P99_MS) {
+      say(
+        `  caution: the direct call's own p99 moved by ${fmt(noiseMs)} ms between rounds (${fmt(Math.min(...directRounds))}–${fmt(Math.max(...directRounds))} ms): p99 differences of ${TARGET_P99_MS} ms are below this machine's noise; read the p99 verdict as unresolved, not as a measurement.`,
+      );
+    }
+    if (untraced)
+      say(
+        `without the client's spans the mesh adds ${fmt(untraced.p50Ms)} ms at p50 and ${untraced.cpuUsPerRequest.toFixed(1)} µs CPU per call: the rest is tracing (span, context propagation, OTLP export).`,
+      );
+    say(
+      `for scale: Istio 1.20's two Envoy sidecars add 0.23 ms at p90, and an Envoy sidecar uses ~0.35 vCPU per 1000 rps (Istio's performance pages); Dapr's two sidecars add 1.4 ms at p90. The mesh client here adds ${fmt(plain.p90Ms)} ms at p90 and ${plain.vcpuPer1000Rps.toFixed(3)} vCPU per 1000 rps (in-process: no extra hop, no extra process).`,
+    );
     const errors = rows.reduce((n, r) => n + r.errors, 0);
     if (errors > 0) say(`WARNING: ${errors} calls failed; see statuses in bench/out/mesh.json`);
     const laggy = rows.filter((r) => r.maxGeneratorLagMs > 5);
-    if (laggy.length > 0) say(`note: the generator fell up to ${Math.max(...laggy.map((r) => r.maxGeneratorLagMs)).toFixed(1)} ms behind its schedule (a busy machine)`);
+    if (laggy.length > 0)
+      say(`note: the generator fell up to ${Math.max(...laggy.map((r) => r.maxGeneratorLagMs)).toFixed(1)} ms behind its schedule (a busy machine)`);
 
     const out = {
       benchmark: 'mesh',
       startedAt: new Date().toISOString(),
-      machine: { cpus: cpus().length, model: cpus()[0]?.model, loadAverage: loadavg(), node: process.versions.node },
-      settings: { ratePerS: RATE, rounds: ROUNDS, roundMs: ROUND_MS, settleMs: SETTLE_MS, warmupMs: WARMUP_MS, path: PATH, tracing: 'on, always_on sampler, OTLP to the control plane', metrics: 'on', config },
+      machine: { cpus: cpus().length, model: cpus()[0]?.model, loadAverageAtStart: loadAtStart, loadAverageAtEnd: loadavg(), node: process.versions.node },
+      settings: {
+        ratePerS: RATE,
+        rounds: ROUNDS,
+        roundMs: ROUND_MS,
+        settleMs: SETTLE_MS,
+        warmupMs: WARMUP_MS,
+        path: PATH,
+        tracing: 'on, always_on sampler, OTLP to the control plane',
+        metrics: 'on',
+        config,
+      },
       arms: rows,
       added: { plaintext: plain, withoutClientSpans: untraced, mtls: tls },
       targets: { p50Ms: TARGET_P50_MS, p99Ms: TARGET_P99_MS, met: { p50: pass50, p99: pass99 } },
-      references: { istio120TwoSidecarsP90Ms: 0.23, dapr: { p90Ms: 1.4 } },
+      references: { istio120TwoSidecarsP90Ms: 0.23, envoySidecarVcpuPer1000Rps: 0.35, daprTwoSidecarsP90Ms: 1.4 },
+      noise: { directP99MsPerRound: directRounds },
     };
     writeFileSync(join(OUT_DIR, 'mesh.json'), `${JSON.stringify(out, null, 2)}\n`);
     say(`\nwritten: bench/out/mesh.json (system log: bench/out/mesh/system.log)`);

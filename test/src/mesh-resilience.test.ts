@@ -116,7 +116,12 @@ describe('mesh resilience', () => {
     await setMode(sys, 'sample-2', 'always-503');
     await applyAndWait(sys, `${dr()}---\n${vs('{host: sample, subset: v1}', '    retries: {attempts: 0}\n')}`, [PROBE]);
     const without = await probe(sys, PROBE, hello(400, 8));
-    assertWithin(share(without.results, (r) => r.status === 503), 0.5, 0.05, 'share failing without retries');
+    assertWithin(
+      share(without.results, (r) => r.status === 503),
+      0.5,
+      0.05,
+      'share failing without retries',
+    );
 
     await applyAndWait(sys, `${dr()}---\n${vs('{host: sample, subset: v1}', '    retries: {attempts: 3, retryOn: 5xx}\n')}`, [PROBE]);
     const withRetries = await probe(sys, PROBE, hello(1000, 8));
@@ -163,11 +168,12 @@ describe('mesh resilience', () => {
       assert.ok(announced > 0 && announced < perTryMs, `x-concord-timeout-ms ${x.body.timeoutMs} is within the per-try budget`);
     }
 
+    // Every try times out; the call ends at the route deadline (give or take timer slack on a busy machine).
     const slow = await probe(sys, PROBE, { service: 'sample', path: '/api/sample/slow?ms=2000', count: 20, concurrency: 20 });
     for (const x of slow.results) {
       assert.equal(x.error, 'timeout', JSON.stringify(x));
       assert.equal(x.status, 504);
-      assert.ok(x.durationMs <= routeMs + 60, `a call lasted ${x.durationMs.toFixed(0)} ms, past the ${routeMs} ms route timeout`);
+      assert.ok(x.durationMs <= routeMs + 100, `a call lasted ${x.durationMs.toFixed(0)} ms, past the ${routeMs} ms route timeout`);
       assert.ok(x.durationMs >= routeMs - perTryMs, `a call gave up after ${x.durationMs.toFixed(0)} ms, with retry time left`);
       assert.ok(x.attempts >= 2 && x.attempts <= Math.ceil(routeMs / perTryMs), `${x.attempts} tries of ${perTryMs} ms in ${routeMs} ms`);
     }

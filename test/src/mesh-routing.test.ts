@@ -71,9 +71,18 @@ describe('mesh routing, faults and pools', () => {
     await applyAndWait(sys, `${DR}---\n${canary(90, 10)}`, [PROBE]);
     const all = await probe(sys, PROBE, { service: 'sample', path: '/api/sample/hello', count: CALLS, concurrency: 16 });
     assert.equal(all.summary.byStatus['200'], CALLS, JSON.stringify(all.summary));
-    assertWithin(share(all.results, (r) => versionOf(r) === 'v2'), 0.1, 0.03, 'share of v2');
+    assertWithin(
+      share(all.results, (r) => versionOf(r) === 'v2'),
+      0.1,
+      0.03,
+      'share of v2',
+    );
     const jason = await probe(sys, PROBE, { service: 'sample', path: '/api/sample/hello', headers: { 'end-user': 'jason' }, count: 200, concurrency: 8 });
-    assert.equal(share(jason.results, (r) => versionOf(r) === 'v2'), 1, JSON.stringify(jason.summary));
+    assert.equal(
+      share(jason.results, (r) => versionOf(r) === 'v2'),
+      1,
+      JSON.stringify(jason.summary),
+    );
     const alice = await probe(sys, PROBE, { service: 'sample', path: '/api/sample/hello', headers: { 'end-user': 'alice' }, count: 400, concurrency: 8 });
     assert.ok(share(alice.results, (r) => versionOf(r) === 'v1') > 0.8, `another user follows the weights: ${JSON.stringify(alice.summary)}`);
   });
@@ -103,9 +112,17 @@ describe('mesh routing, faults and pools', () => {
 
     // "end-user: jason → v2, everyone else v1"
     const others = await probe(sys, PROBE, { service: 'sample', path: '/api/sample/hello', count: 200, concurrency: 8 });
-    assert.equal(share(others.results, (r) => versionOf(r) === 'v1'), 1, JSON.stringify(others.summary));
+    assert.equal(
+      share(others.results, (r) => versionOf(r) === 'v1'),
+      1,
+      JSON.stringify(others.summary),
+    );
     const jason = await probe(sys, PROBE, { service: 'sample', path: '/api/sample/hello', headers: { 'end-user': 'jason' }, count: 100, concurrency: 8 });
-    assert.equal(share(jason.results, (r) => versionOf(r) === 'v2'), 1, JSON.stringify(jason.summary));
+    assert.equal(
+      share(jason.results, (r) => versionOf(r) === 'v2'),
+      1,
+      JSON.stringify(jason.summary),
+    );
 
     assert.deepEqual(
       ['sample-1', 'sample-2', PROBE].map((id) => sys.sup.children.get(id)?.pid),

@@ -45,7 +45,8 @@ describe('the sidecar fronts a plain HTTP app', () => {
         res.writeHead(status, { 'content-type': 'application/json' });
         res.end(JSON.stringify(body));
       };
-      if (path === '/hello') return json(200, { app: 'legacy', xfcc: req.headers['x-forwarded-client-cert'] ?? null, proto: req.headers['x-forwarded-proto'] ?? null });
+      if (path === '/hello')
+        return json(200, { app: 'legacy', xfcc: req.headers['x-forwarded-client-cert'] ?? null, proto: req.headers['x-forwarded-proto'] ?? null });
       if (path === '/flaky') return flaky++ % 2 === 0 ? json(503, { error: 'flaky' }) : json(200, { ok: true });
       if (path === '/admin/secrets') return json(200, { secret: 'the sidecar should have stopped this' });
       if (path === '/call-sample' || path === '/call-sample-by-host') {
@@ -185,7 +186,7 @@ spec:
         assert.equal(x.status, 200, JSON.stringify(x));
         assert.equal(x.body.status, 200, JSON.stringify(x.body));
         assert.equal(x.body.servedBy, 'sample@v1#sample-1');
-        assert.equal(x.body.body.principal, 'concord.local/ns/default/sa/legacy', 'the egress call carries legacy\'s identity');
+        assert.equal(x.body.body.principal, 'concord.local/ns/default/sa/legacy', "the egress call carries legacy's identity");
         assert.equal(x.body.body.sourceWorkload, 'legacy');
       }
     }

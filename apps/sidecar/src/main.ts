@@ -140,11 +140,16 @@ runService({
         }
         return reply.send(body);
       } catch (err) {
-        const timedOut = err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError || (err as Error).name === 'TimeoutError';
+        const timedOut =
+          err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError || (err as Error).name === 'TimeoutError';
         req.log.warn({ err: String(err), upstream: config.upstream }, 'the fronted app did not answer');
         const p = timedOut
           ? problem(504, 'upstream-timeout', `${name}: the app behind the sidecar did not answer within ${Math.round(timeoutMs)} ms`)
-          : problem(503, 'upstream-unavailable', `${name}: the app behind the sidecar cannot be reached (${(err as { code?: string }).code ?? (err as Error).message})`);
+          : problem(
+              503,
+              'upstream-unavailable',
+              `${name}: the app behind the sidecar cannot be reached (${(err as { code?: string }).code ?? (err as Error).message})`,
+            );
         sendProblem(reply, p);
         return reply;
       }
@@ -224,7 +229,9 @@ async function forwardOutbound(meshClient: MeshClient, telemetry: Telemetry, req
     }
     const method = req.method ?? 'GET';
     if (!EGRESS_METHODS.has(method)) {
-      return answerProblem(res, problem(405, 'method-not-allowed', `the egress relays ${[...EGRESS_METHODS].join(', ')}`), { allow: [...EGRESS_METHODS].join(', ') });
+      return answerProblem(res, problem(405, 'method-not-allowed', `the egress relays ${[...EGRESS_METHODS].join(', ')}`), {
+        allow: [...EGRESS_METHODS].join(', '),
+      });
     }
     const body = await readBody(req, maxBytes);
     if (body === 'too-large') return answerProblem(res, problem(413, 'body-too-large', `the request body is larger than ${maxBytes} bytes`));

@@ -85,8 +85,19 @@ const KEEP_ALIVE_MS = 30_000;
 const CONNECT_TIMEOUT_MS = 2000;
 /** Destinations whose resolution is cached; past it the cache starts over (callers name services freely). */
 const MAX_DESTINATIONS = 1024;
-/** Distinct metric label sets whose label objects are kept. */
-const MAX_LABEL_SETS = 4096;
+/** The trace-context headers a try sets itself when tracing (W3C and B3, as Telemetry.inject writes them). */
+const PROPAGATION_HEADERS: ReadonlySet<string> = new Set([
+  'traceparent',
+  'tracestate',
+  'b3',
+  'x-b3-traceid',
+  'x-b3-spanid',
+  'x-b3-parentspanid',
+  'x-b3-sampled',
+  'x-b3-flags',
+]);
+/** Distinct outcomes per endpoint whose metric label objects are kept. */
+const MAX_LABEL_SETS = 256;
 
 /** 5xx, 408 and 429 answers are transient; other 4xx are the upstream's final word. */
 export function isTransientStatus(status: number): boolean {
@@ -148,7 +159,9 @@ export class MeshClient {
   private readonly clusters = new Map<string, Cluster>();
   private readonly resolutions = new Map<string, Resolution>();
   private readonly retryPolicies = new WeakMap<mesh.HttpRoute, mesh.RetryPolicy>();
-  private readonly labelSets = new Map<string, RequestLabels>();
+  /** Metric label objects per endpoint (or per host, for calls that reached none), per outcome. */
+  private readonly labelSets = new WeakMap<object, Map<string, RequestLabels>>();
+  private readonly hostOwners = new Map<string, object>();
   private tlsGeneration = 0;
   private tls: IdentityMaterial | null = null;
   private mirrorsInFlight = 0;
@@ -248,7 +261,19 @@ export class MeshClient {
     const start = Date.now();
     const deadline = mesh.callDeadline(start, route?.timeoutMs ?? call.timeoutMs ?? DEFAULT_TIMEOUT_MS, call.deadlineMs);
     const hashKey = cluster.lb?.consistentHash ? mesh.hashKeyOf(cluster.lb, req, this.opts.service) : null;
-    const state: CallState = { service, cluster, endpoints, tried: new Set(), hashKey, fault: route?.fault, method, call, headers, body };
+    const state: CallState = {
+      service,
+      cluster,
+      endpoints,
+      tried: new Set(),
+      hashKey,
+      fault: route?.fault,
+      method,
+      call,
+      headers,
+      wire: this.wire(headers),
+      body,
+    };
     const responseOps = [picked?.headers?.response, route?.headers?.response];
     let retrying = false;
     let lastEndpoint: Endpoint | null = null;
@@ -280,6 +305,21 @@ export class MeshClient {
     }
   }
 
+  /**
+   * The call's headers as undici's flat [name, value, …] array, without those each try sets
+   * itself (the deadline, and the trace context when tracing): an array is appended to without
+   * the megamorphic property stores of adding keys to objects of every caller's shape.
+   */
+  private wire(headers: Record<string, string>): string[] {
+    const tracing = this.opts.telemetry?.enabled === true;
+    const out: string[] = [];
+    for (const name in headers) {
+      if (name === mesh.TIMEOUT_HEADER || (tracing && PROPAGATION_HEADERS.has(name))) continue;
+      out.push(name, headers[name] as string);
+    }
+    return out;
+  }
+
   /** A response handed to the caller, with the route's response header operations. */
   private answer<T>(
     service: string,
@@ -308,7 +348,8 @@ export class MeshClient {
   ): CallResult<T> {
     if (r.response) return this.answer<T>(service, host, r, ops, start, attempts, raw);
     const o = r.outcome as { error: mesh.TransportError };
-    const kind: UpstreamFailure = o.error === 'timeout' ? 'timeout' : o.error === 'overflow' ? 'overflow' : o.error === 'reset' ? 'reset' : r.endpoint ? 'connect' : 'no-instances';
+    const kind: UpstreamFailure =
+      o.error === 'timeout' ? 'timeout' : o.error === 'overflow' ? 'overflow' : o.error === 'reset' ? 'reset' : r.endpoint ? 'connect' : 'no-instances';
     this.observe(service, host, r.endpoint, kind === 'timeout' ? 504 : 503, start, r.flags);
     throw new UpstreamError(service, kind, r.message ?? `${service}: ${kind}`, { attempts, flags: r.flags });
   }
@@ -324,15 +365,26 @@ export class MeshClient {
     if (f.delayMs > 0) {
       const wait = Math.min(f.delayMs, Math.max(0, tryDeadline - Date.now()));
       await sleep(wait);
-      if (Date.now() >= tryDeadline) return { outcome: { error: 'timeout' }, endpoint: null, flags: 'DI,UT', message: `${c.service}: injected delay outlived the try` };
+      if (Date.now() >= tryDeadline)
+        return { outcome: { error: 'timeout' }, endpoint: null, flags: 'DI,UT', message: `${c.service}: injected delay outlived the try` };
     }
     if (f.abortStatus !== null) {
-      const problem = { type: 'https://concord.dev/problems/fault-injected', title: 'Fault Injected', status: f.abortStatus, detail: `fault injected by the ${c.service} VirtualService` };
+      const problem = {
+        type: 'https://concord.dev/problems/fault-injected',
+        title: 'Fault Injected',
+        status: f.abortStatus,
+        detail: `fault injected by the ${c.service} VirtualService`,
+      };
       return {
         outcome: { status: f.abortStatus, injected: true },
         endpoint: null,
         flags: f.delayMs > 0 ? 'DI,FI' : 'FI',
-        response: { status: f.abortStatus, headers: { 'content-type': 'application/problem+json', 'x-concord-fault': 'abort' }, raw: Buffer.from(JSON.stringify(problem)), closing: false },
+        response: {
+          status: f.abortStatus,
+          headers: { 'content-type': 'application/problem+json', 'x-concord-fault': 'abort' },
+          raw: Buffer.from(JSON.stringify(problem)),
+          closing: false,
+        },
       };
     }
     const result = await this.send(c, tryDeadline, attempt);
@@ -363,25 +415,32 @@ export class MeshClient {
     const grant = a.grant.kind === 'dispatch' ? a.grant : await this.queue(cluster, ep.id, tryDeadline);
     if (grant === 'timeout') return { outcome: { error: 'timeout' }, endpoint: ep, flags: 'UT', message: `${cluster.host}: no connection before the deadline` };
     const conn = this.connection(cluster, ep, grant);
-    const sendHeaders: Record<string, string> = { ...c.headers };
+    const wire = c.wire.slice();
     const timeoutValue = mesh.timeoutHeaderValue(tryDeadline, Date.now());
-    if (timeoutValue !== null) sendHeaders[mesh.TIMEOUT_HEADER] = timeoutValue;
+    if (timeoutValue !== null) wire.push(mesh.TIMEOUT_HEADER, timeoutValue);
     const tel = this.opts.telemetry;
     const span = tel?.enabled
-      ? tel.start(method === 'GET' ? cluster.spanName : `${method} ${cluster.host}`, null, SpanKind.CLIENT, {
-          'http.request.method': method,
-          'server.address': cluster.host,
-          'url.path': mesh.pathOf(call.path),
-          'concord.endpoint': ep.id,
-          'concord.attempt': attempt,
-        })
+      ? tel.start(
+          method === 'GET' ? cluster.spanName : `${method} ${cluster.host}`,
+          null,
+          SpanKind.CLIENT,
+          // Each attribute costs about a microsecond and a half per span (measured): the path is in
+          // the server's span, and the try number only matters on retries.
+          attempt === 1
+            ? { 'http.request.method': method, 'server.address': cluster.host, 'concord.endpoint': ep.id }
+            : { 'http.request.method': method, 'server.address': cluster.host, 'concord.endpoint': ep.id, 'concord.attempt': attempt },
+        )
       : null;
-    if (span && tel) tel.inject(span.ctx, sendHeaders);
+    if (span && tel) {
+      const context: Record<string, string> = {};
+      tel.inject(span.ctx, context);
+      for (const name in context) wire.push(name, context[name] as string);
+    }
     let result: AttemptResult;
     let reusable = true;
     const timeoutMs = Math.max(1, tryDeadline - Date.now());
     try {
-      const res = await dispatch(conn.client, { path: call.path, method, headers: sendHeaders, body: c.body }, timeoutMs, call.signal);
+      const res = await dispatch(conn.client, { path: call.path, method, headers: wire, body: c.body }, timeoutMs, call.signal);
       if (res.closing) reusable = false;
       result = { outcome: { status: res.status }, endpoint: ep, flags: '-', response: res };
       if (span) {
@@ -391,7 +450,12 @@ export class MeshClient {
     } catch (err) {
       reusable = false;
       const kind = transportError(err);
-      result = { outcome: { error: kind }, endpoint: ep, flags: kind === 'timeout' ? 'UT' : kind === 'connect-failure' ? 'UF' : 'UC', message: `${cluster.host} (${ep.id}): ${describe(err, timeoutMs)}` };
+      result = {
+        outcome: { error: kind },
+        endpoint: ep,
+        flags: kind === 'timeout' ? 'UT' : kind === 'connect-failure' ? 'UF' : 'UC',
+        message: `${cluster.host} (${ep.id}): ${describe(err, timeoutMs)}`,
+      };
       span?.span.setStatus({ code: 2, message: result.message });
     }
     span?.span.end();
@@ -413,13 +477,16 @@ export class MeshClient {
           resolve(h);
         },
       };
-      const timer = setTimeout(() => {
-        const l = cluster.waiters.get(endpointId);
-        const i = l?.indexOf(waiter) ?? -1;
-        if (l && i >= 0) l.splice(i, 1);
-        cluster.pool = mesh.abandon(cluster.pool, endpointId);
-        resolve('timeout');
-      }, Math.max(0, deadlineMs - Date.now()));
+      const timer = setTimeout(
+        () => {
+          const l = cluster.waiters.get(endpointId);
+          const i = l?.indexOf(waiter) ?? -1;
+          if (l && i >= 0) l.splice(i, 1);
+          cluster.pool = mesh.abandon(cluster.pool, endpointId);
+          resolve('timeout');
+        },
+        Math.max(0, deadlineMs - Date.now()),
+      );
       list.push(waiter);
       cluster.waiters.set(endpointId, list);
     });
@@ -446,7 +513,11 @@ export class MeshClient {
   private connection(cluster: Cluster, ep: Endpoint, grant: { connectionId: number; open: boolean }): { id: number; client: Client; generation: number } {
     let c = cluster.connections.get(grant.connectionId);
     if (!c || c.endpointId !== ep.id) {
-      c = { client: this.newClient(cluster.host, ep, cluster.tlsMode, cluster.connectTimeoutMs, cluster.idleTimeoutMs), endpointId: ep.id, generation: this.tlsGeneration };
+      c = {
+        client: this.newClient(cluster.host, ep, cluster.tlsMode, cluster.connectTimeoutMs, cluster.idleTimeoutMs),
+        endpointId: ep.id,
+        generation: this.tlsGeneration,
+      };
       cluster.connections.set(grant.connectionId, c);
     }
     return { id: grant.connectionId, client: c.client, generation: c.generation };
@@ -574,12 +645,18 @@ export class MeshClient {
   private observe(service: string, host: string, ep: Endpoint | null, status: number, startMs: number, flags: string): void {
     const m = this.opts.metrics;
     if (!m) return;
-    const version = ep?.labels.version ?? 'unknown';
-    const mtls = ep?.instance.meta.mtls === '1';
-    const key = `${service}\n${host}\n${version}\n${mtls ? 1 : 0}\n${status}\n${flags}\n${this.tlsGeneration}`;
-    let labels = this.labelSets.get(key);
+    // Label objects are built once per endpoint × outcome and reused.
+    const owner: object = ep ?? this.noEndpoint(host);
+    let sets = this.labelSets.get(owner);
+    if (!sets) {
+      sets = new Map();
+      this.labelSets.set(owner, sets);
+    }
+    const key = `${status}|${flags}|${service}`;
+    let labels = sets.get(key);
     if (!labels) {
-      if (this.labelSets.size >= MAX_LABEL_SETS) this.labelSets.clear();
+      if (sets.size >= MAX_LABEL_SETS) sets.clear();
+      const mtls = ep?.instance.meta.mtls === '1';
       labels = {
         reporter: 'source',
         source_workload: this.opts.service ?? 'unknown',
@@ -588,16 +665,27 @@ export class MeshClient {
         destination_workload: host,
         destination_service: serviceFqdn(host),
         destination_service_name: service,
-        destination_version: version,
+        destination_version: ep?.labels.version ?? 'unknown',
         destination_principal: mtls ? mesh.spiffeId(host) : 'unknown',
         request_protocol: 'http',
         response_code: String(status),
         response_flags: flags,
         connection_security_policy: ep && this.tls && mtls ? 'mutual_tls' : 'unknown',
       };
-      this.labelSets.set(key, labels);
+      sets.set(key, labels);
     }
     m.observeRequest(labels, Date.now() - startMs);
+  }
+
+  /** A stand-in owner of the label sets of calls that reached no endpoint. */
+  private noEndpoint(host: string): object {
+    let o = this.hostOwners.get(host);
+    if (!o) {
+      if (this.hostOwners.size >= MAX_DESTINATIONS) this.hostOwners.clear();
+      o = {};
+      this.hostOwners.set(host, o);
+    }
+    return o;
   }
 
   /** Clusters with their ejected endpoints and pool occupancy, for the console. */
@@ -605,7 +693,12 @@ export class MeshClient {
     const now = Date.now();
     return [...this.clusters.values()].map((c) => ({
       destination: c.key,
-      ejected: c.outlier ? c.outlier.health(now).filter((h) => h.ejected).map((h) => h.id) : [],
+      ejected: c.outlier
+        ? c.outlier
+            .health(now)
+            .filter((h) => h.ejected)
+            .map((h) => h.id)
+        : [],
       active: c.pool.active,
       pending: c.pool.pending,
     }));
@@ -638,6 +731,8 @@ interface CallState {
   method: string;
   call: CallOptions;
   headers: Record<string, string>;
+  /** `headers` as a flat array, for the wire (see MeshClient.wire). */
+  wire: string[];
   body: string | Buffer | undefined;
 }
 
@@ -660,7 +755,7 @@ class TryTimeoutError extends Error {
  */
 function dispatch(
   client: Client,
-  req: { path: string; method: string; headers: Record<string, string>; body: string | Buffer | undefined },
+  req: { path: string; method: string; headers: Record<string, string> | string[]; body: string | Buffer | undefined },
   timeoutMs: number,
   signal?: AbortSignal,
 ): Promise<Response> {
@@ -677,7 +772,13 @@ function dispatch(
       if (timer) clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
       if (err) reject(err);
-      else resolve({ status, headers, raw: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size), closing: headers.connection === 'close' });
+      else
+        resolve({
+          status,
+          headers,
+          raw: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size),
+          closing: typeof headers.connection === 'string' && headers.connection.toLowerCase() === 'close',
+        });
     };
     const abort = (err: Error) => {
       if (controller) controller.abort(err);
@@ -694,32 +795,37 @@ function dispatch(
       signal.addEventListener('abort', onAbort, { once: true });
     }
     const timeouts = timer ? { headersTimeout: 0, bodyTimeout: 0 } : {};
-    client.dispatch(
-      { path: req.path, method: req.method as Dispatcher.HttpMethod, headers: req.headers, body: req.body ?? null, ...timeouts },
-      {
-        onRequestStart(c) {
-          controller = c;
+    try {
+      client.dispatch(
+        { path: req.path, method: req.method as Dispatcher.HttpMethod, headers: req.headers, body: req.body ?? null, ...timeouts },
+        {
+          onRequestStart(c) {
+            controller = c;
+          },
+          onResponseStart(_c, statusCode, h) {
+            if (statusCode < 200) return;
+            status = statusCode;
+            headers = h as Record<string, string | string[] | undefined>;
+            chunks = [];
+            size = 0;
+          },
+          onResponseData(c, chunk) {
+            size += chunk.length;
+            if (size > MAX_RESPONSE_BYTES) c.abort(new Error(`response larger than ${MAX_RESPONSE_BYTES} bytes`));
+            else chunks.push(chunk);
+          },
+          onResponseEnd() {
+            settle(null);
+          },
+          onResponseError(_c, err) {
+            settle(err);
+          },
         },
-        onResponseStart(_c, statusCode, h) {
-          if (statusCode < 200) return;
-          status = statusCode;
-          headers = h as Record<string, string | string[] | undefined>;
-          chunks = [];
-          size = 0;
-        },
-        onResponseData(c, chunk) {
-          size += chunk.length;
-          if (size > MAX_RESPONSE_BYTES) c.abort(new Error(`response larger than ${MAX_RESPONSE_BYTES} bytes`));
-          else chunks.push(chunk);
-        },
-        onResponseEnd() {
-          settle(null);
-        },
-        onResponseError(_c, err) {
-          settle(err);
-        },
-      },
-    );
+      );
+    } catch (err) {
+      // A request undici refuses outright (a header value it cannot send, a closed client).
+      settle(err as Error);
+    }
   });
 }
 
@@ -763,10 +869,24 @@ function sleep(ms: number): Promise<void> {
 function transportError(err: unknown): mesh.TransportError {
   const e = err as Error & { code?: string; cause?: { code?: string } };
   const code = e.code ?? e.cause?.code ?? '';
-  if (code === 'ECONNREFUSED' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'EHOSTUNREACH' || code === 'ENOTFOUND' || code === 'ERR_TLS_CERT_ALTNAME_INVALID' || /certificate|identity/i.test(e.message ?? '')) {
+  if (
+    code === 'ECONNREFUSED' ||
+    code === 'UND_ERR_CONNECT_TIMEOUT' ||
+    code === 'EHOSTUNREACH' ||
+    code === 'ENOTFOUND' ||
+    code === 'ERR_TLS_CERT_ALTNAME_INVALID' ||
+    /certificate|identity/i.test(e.message ?? '')
+  ) {
     return 'connect-failure';
   }
-  if (e instanceof TryTimeoutError || e.name === 'TimeoutError' || e.name === 'AbortError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_ABORTED') {
+  if (
+    e instanceof TryTimeoutError ||
+    e.name === 'TimeoutError' ||
+    e.name === 'AbortError' ||
+    code === 'UND_ERR_HEADERS_TIMEOUT' ||
+    code === 'UND_ERR_BODY_TIMEOUT' ||
+    code === 'UND_ERR_ABORTED'
+  ) {
     return 'timeout';
   }
   return 'reset';

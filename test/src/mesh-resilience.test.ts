@@ -173,7 +173,8 @@ describe('mesh resilience', () => {
     for (const x of slow.results) {
       assert.equal(x.error, 'timeout', JSON.stringify(x));
       assert.equal(x.status, 504);
-      assert.ok(x.durationMs <= routeMs + 100, `a call lasted ${x.durationMs.toFixed(0)} ms, past the ${routeMs} ms route timeout`);
+      // Slack: timers fire late on a loaded 2-core machine (the full suite runs files in parallel).
+      assert.ok(x.durationMs <= routeMs + 250, `a call lasted ${x.durationMs.toFixed(0)} ms, past the ${routeMs} ms route timeout`);
       assert.ok(x.durationMs >= routeMs - perTryMs, `a call gave up after ${x.durationMs.toFixed(0)} ms, with retry time left`);
       assert.ok(x.attempts >= 2 && x.attempts <= Math.ceil(routeMs / perTryMs), `${x.attempts} tries of ${perTryMs} ms in ${routeMs} ms`);
     }

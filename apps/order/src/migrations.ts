@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { type Migration, idempotencyMigration, outboxMigration, sagaMigration } from '@concord/platform';
+import { type Migration, idempotencyMigration, idempotencyOwnerMigration, outboxMigration, sagaMigration } from '@concord/platform';
 
 export interface OrderDb {
   orders: {
@@ -47,6 +47,7 @@ export const migrations: Migration[] = [
   sagaMigration(2),
   idempotencyMigration(3),
   outboxMigration(4),
+  idempotencyOwnerMigration(5),
 ];
 
 function sqlCheck(expr: string) {

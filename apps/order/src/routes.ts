@@ -9,6 +9,7 @@ import {
   badRequest,
   claimKey,
   completeKey,
+  releaseLocksOf,
   idempotencyKeyOf,
   openServiceStore,
   requestFingerprint,
@@ -61,6 +62,8 @@ export async function orderRoutes(ctx: ServiceContext<Config>): Promise<void> {
   const { app, config, mesh } = ctx;
   const store = await openServiceStore<OrderDb>(ctx, migrations);
   const db = store.db;
+  const released = await releaseLocksOf(db, ctx.instanceId);
+  if (released > 0) ctx.log.info({ keys: released }, 'released idempotency keys held by the previous run of this instance');
   const guard = Guard.viaMesh(mesh);
   const prices = new PriceCache(mesh);
   const relay = new OutboxRelay({ store, mesh, log: ctx.log, batchPaths: { 'recommendation /internal/events': '/internal/batch/events' } });
@@ -146,7 +149,7 @@ export async function orderRoutes(ctx: ServiceContext<Config>): Promise<void> {
     const now = new Date().toISOString();
     // Group commit: concurrent order creations share one transaction (each in its savepoint).
     const claim = await store.group(async (trx) => {
-      const c = await claimKey(trx, { userId: me.userId, key, fingerprint, resourceId: orderId, lockMs: (waitS + 10) * 1000, nowMs: Date.now() });
+      const c = await claimKey(trx, { userId: me.userId, key, fingerprint, resourceId: orderId, lockMs: (waitS + 10) * 1000, nowMs: Date.now(), owner: ctx.instanceId });
       if (c.kind === 'replay') return c;
       await insertOrder(trx, orderId, me.userId, lines, total, now);
       const data: PlaceOrderData = { orderId, userId: me.userId, items: lines, total };
@@ -231,7 +234,7 @@ export async function orderRoutes(ctx: ServiceContext<Config>): Promise<void> {
     const placing = found.status === 'CONFIRMED' ? await sagas.get(orderId) : null;
     const outcome = await store.tx(async (trx) => {
       const t = trx as Kysely<OrderDb>;
-      const c = await claimKey(trx, { userId: me.userId, key, fingerprint, resourceId: orderId, lockMs: (waitS + 10) * 1000, nowMs: Date.now() });
+      const c = await claimKey(trx, { userId: me.userId, key, fingerprint, resourceId: orderId, lockMs: (waitS + 10) * 1000, nowMs: Date.now(), owner: ctx.instanceId });
       if (c.kind === 'replay') return 'replay' as const;
       const row = await t.selectFrom('orders').select(['status', 'cancel_requested_at']).where('id', '=', orderId).executeTakeFirstOrThrow();
       if (row.status === 'FAILED' || row.status === 'CANCELLED') return 'already' as const;

@@ -74,6 +74,8 @@ export interface LoadResult {
 }
 
 const MAX_ERROR_SAMPLES = 20;
+/** How long one order may keep being retried. */
+const RETRY_BUDGET_MS = 30_000;
 const QUEUE_PER_CONNECTION = 64;
 
 export async function runLoad(o: LoadOptions): Promise<LoadResult> {
@@ -113,11 +115,16 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     return JSON.stringify({ items: [...picks].map((productId) => ({ productId, quantity: 1 + Math.floor(random() * 2) })) });
   };
 
-  /** One order, retried with its key on connection failures and 502/503/504. */
+  /**
+   * One order, retried with its key on connection failures and 409/429/502/503/504, honouring
+   * Retry-After (capped) — what a careful client does; the key makes every retry safe.
+   */
   const attempt = async (user: LoadUser, key: string, payload: string): Promise<{ statusCode: number; text: string }> => {
     let last: Error | null = null;
+    const giveUpAt = performance.now() + RETRY_BUDGET_MS;
     for (let t = 1; t <= maxTries; t++) {
       const pool = pools[nextPool++ % pools.length] as Pool;
+      let waitMs = 50 * t + Math.floor(random() * 100);
       try {
         const res = await pool.request({
           path: '/api/orders',
@@ -132,14 +139,16 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
         });
         const text = await res.body.text();
         // 409: the first try with this key is still being answered (it reached the server).
-        const retriable = res.statusCode === 502 || res.statusCode === 503 || res.statusCode === 504 || res.statusCode === 409;
-        if (!retriable || t === maxTries) return { statusCode: res.statusCode, text };
+        const retriable = [409, 429, 502, 503, 504].includes(res.statusCode);
+        if (!retriable || t === maxTries || performance.now() > giveUpAt) return { statusCode: res.statusCode, text };
+        const after = Number(res.headers['retry-after']);
+        if (Number.isFinite(after) && after > 0) waitMs = Math.min(2000, after * 1000);
       } catch (err) {
         last = err as Error;
-        if (t === maxTries) throw err;
+        if (t === maxTries || performance.now() > giveUpAt) throw err;
       }
       retried++;
-      await new Promise((r) => setTimeout(r, 50 * t + Math.floor(random() * 100)));
+      await new Promise((r) => setTimeout(r, waitMs));
     }
     throw last ?? new Error('no try made');
   };

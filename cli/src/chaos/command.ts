@@ -146,7 +146,7 @@ export async function runScenario(s: Scenario, opts: { outDir: string; log: (lin
       durationMs: s.load.durationMs,
       ratePerS: s.load.rate,
       connections: s.load.connections,
-      maxTries: 4,
+      maxTries: 12,
       cancelRatio: s.load.cancelRatio,
       onTick: (t) =>
         process.stderr.write(

@@ -23,6 +23,8 @@ export interface IdempotencyTable {
     response_body: string | null;
     locked_until_ms: number;
     created_at_ms: number;
+    /** The instance answering the first request (its lock dies with it). */
+    locked_by: string | null;
   };
 }
 
@@ -50,6 +52,32 @@ export function idempotencyMigration(version: number): Migration {
 }
 
 const KEY = /^[\x21-\x7e]{1,255}$/;
+
+/** Adds the lock owner column (services that created the table before it existed). */
+export function idempotencyOwnerMigration(version: number): Migration {
+  return {
+    version,
+    name: 'idempotency key lock owner',
+    async up(db) {
+      await db.schema.alterTable('idempotency_keys').addColumn('locked_by', 'varchar(100)').execute();
+    },
+  };
+}
+
+/**
+ * At start-up: the locks a previous incarnation of this instance held die with it (it can no
+ * longer answer those requests), so clients retrying with those keys are not told 409 until the
+ * lock would have expired.
+ */
+export async function releaseLocksOf(db: Kysely<any>, owner: string): Promise<number> {
+  const r = await (db as Kysely<IdempotencyTable>)
+    .updateTable('idempotency_keys')
+    .set({ locked_until_ms: 0 })
+    .where('status', '=', 'IN_PROGRESS')
+    .where('locked_by', '=', owner)
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows);
+}
 
 /** Reads and checks the Idempotency-Key header (required where this is called). */
 export function idempotencyKeyOf(header: string | string[] | undefined): string {
@@ -85,7 +113,7 @@ export type Claim =
  */
 export async function claimKey(
   trx: Kysely<any>,
-  k: { userId: string; key: string; fingerprint: string; resourceId: string; lockMs: number; nowMs: number },
+  k: { userId: string; key: string; fingerprint: string; resourceId: string; lockMs: number; nowMs: number; owner?: string },
 ): Promise<Claim> {
   const db = trx as Kysely<IdempotencyTable>;
   const row = await db.selectFrom('idempotency_keys').selectAll().where('user_id', '=', k.userId).where('key', '=', k.key).executeTakeFirst();
@@ -102,6 +130,7 @@ export async function claimKey(
         response_body: null,
         locked_until_ms: k.nowMs + k.lockMs,
         created_at_ms: k.nowMs,
+        locked_by: k.owner ?? null,
       })
       .execute();
     return { kind: 'new' };

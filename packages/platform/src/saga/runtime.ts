@@ -9,7 +9,7 @@
  * are taken over when their lease expires.
  */
 import { saga as machine } from '@concord/core';
-import type { Kysely } from 'kysely';
+import { CompiledQuery, type Kysely } from 'kysely';
 import type { Batcher } from '../batch/batch.js';
 import { type CallOptions, type MeshClient, isTransientStatus } from '../mesh/client.js';
 import type { Faults } from '../service-kit/faults.js';
@@ -306,6 +306,13 @@ export class SagaRuntime {
     const random = this.opts.random ?? Math.random;
     /** True when `state` already counts the attempt about to run (persisted with the last write). */
     let begun = false;
+    /** True when a step changed `data` since the last write (else the row's data stays as it is). */
+    let dirty = false;
+    const writeProgress = async (db: Kysely<SagaTables> | null, events: SagaEventInput[]) => {
+      const changed = dirty;
+      dirty = false;
+      await this.write(db, id, state, data, events, changed);
+    };
 
     /**
      * Records a step's outcome. When the next step can start at once, its attempt is counted
@@ -315,11 +322,11 @@ export class SagaRuntime {
       const nextCmd = machine.next(reg.def, id, t.state);
       if (nextCmd.type === 'execute' && t.delayMs === 0 && !this.closing) {
         state = machine.begin(t.state);
-        await this.write(db, id, state, data, [event, startedEvent(nextCmd)]);
+        await writeProgress(db, [event, startedEvent(nextCmd)]);
         begun = true;
       } else {
         state = t.state;
-        await this.write(db, id, state, data, [event]);
+        await writeProgress(db, [event]);
         begun = false;
       }
     };
@@ -337,7 +344,7 @@ export class SagaRuntime {
       const point = `${compensating ? 'undo:' : ''}${cmd.name}`;
       if (!begun) {
         state = machine.begin(state);
-        await this.write(null, id, state, data, [startedEvent(cmd)]);
+        await writeProgress(null, [startedEvent(cmd)]);
         begun = true;
       }
       this.opts.faults?.point(`before:${point}`);
@@ -357,9 +364,14 @@ export class SagaRuntime {
       const runStep = async (): Promise<void> => {
         if (compensating ? handlers.undoLocal : handlers.local) {
           try {
-            await this.opts.store.tx(async (trx) => {
+            // Group commit: the step's own writes and the saga's progress, in one savepoint of a
+            // transaction shared with the other sagas stepping in this tick.
+            await this.opts.store.group(async (trx) => {
               const patch = compensating ? await handlers.undoLocal!(trx, ctx) : await handlers.local!(trx, ctx);
-              if (patch) data = { ...data, ...patch };
+              if (patch) {
+                data = { ...data, ...patch };
+                dirty = true;
+              }
               const t = machine.apply(reg.def, attemptState, { type: 'ok' }, random);
               await record(trx as Kysely<SagaTables>, t, { step: cmd.name, phase: cmd.phase, event: 'succeeded', attempt: cmd.attempt, detail: null });
             });
@@ -375,7 +387,10 @@ export class SagaRuntime {
         }
         try {
           const patch = await withTimeout(compensating ? handlers.undo!(ctx) : handlers.run!(ctx), ctx.signal, cmd.name);
-          if (patch) data = { ...data, ...patch };
+          if (patch) {
+            data = { ...data, ...patch };
+            dirty = true;
+          }
         } catch (err) {
           outcome = toOutcome(err);
         }
@@ -408,40 +423,56 @@ export class SagaRuntime {
    * Writes a saga's progress: inside `db` when a local step's transaction is open, else by group
    * commit with the other sagas progressing in this tick (one transaction for all of them).
    */
-  private write(db: Kysely<SagaTables> | null, id: string, s: SagaState, data: unknown, events: SagaEventInput[]): Promise<void> {
-    if (db) return this.persist(db, id, s, data, events);
-    return this.opts.store.group((trx) => this.persist(trx as Kysely<SagaTables>, id, s, data, events));
+  private write(db: Kysely<SagaTables> | null, id: string, s: SagaState, data: unknown, events: SagaEventInput[], dataChanged = true): Promise<void> {
+    if (db) return this.persist(db, id, s, data, events, dataChanged);
+    return this.opts.store.group((trx) => this.persist(trx as Kysely<SagaTables>, id, s, data, events, dataChanged));
   }
 
+  /** SQL text by statement shape, compiled once by Kysely (so it is right for the dialect) and reused. */
+  private readonly shapes = new Map<string, string>();
+
+  private shape(key: string, compile: () => CompiledQuery): string {
+    let text = this.shapes.get(key);
+    if (text === undefined) {
+      text = compile().sql;
+      this.shapes.set(key, text);
+    }
+    return text;
+  }
+
+  /**
+   * Persists progress. `data` is written only when a step changed it. The hot statements skip
+   * Kysely's builder after their first use: their SQL text is cached per shape, and the values
+   * bound in the same order the builder bound them.
+   */
   private async persist(
     db: Kysely<SagaTables>,
     id: string,
     s: SagaState,
     data: unknown,
     events: SagaEventInput[],
+    dataChanged = true,
   ): Promise<void> {
     const at = this.iso();
-    const r = await db
-      .updateTable('sagas')
-      .set({
-        status: s.status,
-        step: s.step,
-        attempts: s.attempts,
-        failure: s.failure ? JSON.stringify(s.failure) : null,
-        last_error: s.lastError ? s.lastError.slice(0, MAX_DETAIL_CHARS) : null,
-        resume: s.resume,
-        data: JSON.stringify(data),
-        lease_until_ms: this.now() + this.leaseMs,
-        updated_at: at,
-      })
-      .where('id', '=', id)
-      .where('owner', '=', this.opts.owner)
-      .executeTakeFirst();
-    if (Number(r.numUpdatedRows) !== 1) throw new LostOwnership(`saga ${id} is owned by another instance now`);
-    await db
-      .insertInto('saga_events')
-      .values(events.map((e) => ({ saga_id: id, ...e, detail: e.detail ? e.detail.slice(0, MAX_DETAIL_CHARS) : null, at })))
-      .execute();
+    const values: Record<string, unknown> = {
+      status: s.status,
+      step: s.step,
+      attempts: s.attempts,
+      failure: s.failure ? JSON.stringify(s.failure) : null,
+      last_error: s.lastError ? s.lastError.slice(0, MAX_DETAIL_CHARS) : null,
+      resume: s.resume,
+      ...(dataChanged ? { data: JSON.stringify(data) } : {}),
+      lease_until_ms: this.now() + this.leaseMs,
+      updated_at: at,
+    };
+    const updateSql = this.shape(dataChanged ? 'update+data' : 'update', () =>
+      db.updateTable('sagas').set(values).where('id', '=', id).where('owner', '=', this.opts.owner).compile(),
+    );
+    const r = await db.executeQuery(CompiledQuery.raw(updateSql, [...Object.values(values), id, this.opts.owner]));
+    if (Number(r.numAffectedRows ?? 0) !== 1) throw new LostOwnership(`saga ${id} is owned by another instance now`);
+    const rows = events.map((e) => ({ saga_id: id, step: e.step, phase: e.phase, event: e.event, attempt: e.attempt, detail: e.detail ? e.detail.slice(0, MAX_DETAIL_CHARS) : null, at }));
+    const insertSql = this.shape(`events×${rows.length}`, () => db.insertInto('saga_events').values(rows).compile());
+    await db.executeQuery(CompiledQuery.raw(insertSql, rows.flatMap((row) => Object.values(row))));
   }
 
   private sleep(ms: number): Promise<void> {

@@ -201,7 +201,11 @@ function makeDialect(opts: StoreOptions): { dialect: Dialect; name: DialectName 
     database.pragma(`synchronous = ${opts.sqliteSync ?? 'NORMAL'}`);
     database.pragma('foreign_keys = ON');
     database.pragma('busy_timeout = 5000');
-    return { dialect: new SqliteDialect({ database: withStatementCache(database) }), name: 'sqlite' };
+    // 16 MiB of page cache (the default is 2 MiB): hot rows stay in memory under load.
+    database.pragma('cache_size = -16384');
+    database.pragma('temp_store = memory');
+    const profile = process.env.CONCORD_SQL_PROFILE === '1' ? new SqlProfile() : null;
+    return { dialect: new SqliteDialect({ database: withStatementCache(database, profile) }), name: 'sqlite' };
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
     // Loaded lazily so the embedded profile never needs the driver at runtime.
@@ -225,7 +229,7 @@ const MAX_GROUP = 256;
  * Queries compiled from the same builder produce the same SQL text, so prepared statements are
  * cached by text (better-sqlite3 statements are synchronous, so reuse is safe).
  */
-function withStatementCache(db: Database.Database): Database.Database {
+function withStatementCache(db: Database.Database, profile: SqlProfile | null): Database.Database {
   const cache = new Map<string, Database.Statement>();
   const prepare = db.prepare.bind(db);
   return new Proxy(db, {
@@ -234,7 +238,7 @@ function withStatementCache(db: Database.Database): Database.Database {
         return (source: string) => {
           let stmt = cache.get(source);
           if (!stmt) {
-            stmt = prepare(source);
+            stmt = profile ? profile.wrap(source, prepare(source)) : prepare(source);
             if (cache.size >= MAX_CACHED_STATEMENTS) cache.delete(cache.keys().next().value as string);
             cache.set(source, stmt);
           }
@@ -245,6 +249,44 @@ function withStatementCache(db: Database.Database): Database.Database {
       return typeof v === 'function' ? v.bind(target) : v;
     },
   });
+}
+
+/**
+ * CONCORD_SQL_PROFILE=1: time spent per SQL text, printed to stderr at exit (top 15). A
+ * diagnostic for performance work; off by default.
+ */
+class SqlProfile {
+  private readonly stats = new Map<string, { n: number; ms: number }>();
+
+  constructor() {
+    process.once('exit', () => {
+      const top = [...this.stats.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 15);
+      process.stderr.write(`sql profile (pid ${process.pid}):\n${top.map(([sql, s]) => `  ${s.ms.toFixed(0).padStart(7)} ms ${String(s.n).padStart(7)}× ${sql.slice(0, 160)}`).join('\n')}\n`);
+    });
+  }
+
+  wrap(sql: string, stmt: Database.Statement): Database.Statement {
+    const stats = this.stats;
+    const time = <T>(fn: () => T): T => {
+      const t0 = performance.now();
+      try {
+        return fn();
+      } finally {
+        const s = stats.get(sql) ?? { n: 0, ms: 0 };
+        s.n++;
+        s.ms += performance.now() - t0;
+        stats.set(sql, s);
+      }
+    };
+    return new Proxy(stmt, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver);
+        if (prop === 'all' || prop === 'run' || prop === 'get') return (...args: unknown[]) => time(() => (v as (...a: unknown[]) => unknown).apply(target, args));
+        if (prop === 'iterate') return (...args: unknown[]) => time(() => [...(v as (...a: unknown[]) => Iterable<unknown>).apply(target, args)])[Symbol.iterator]();
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+  }
 }
 
 export function isUniqueViolation(err: unknown): boolean {

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { type Migration, idempotencyMigration, idempotencyOwnerMigration, outboxMigration, sagaMigration } from '@concord/platform';
+import { type Migration, idempotencyMigration, idempotencyOwnerMigration, outboxMigration, sagaMigration, sagaStorageMigration } from '@concord/platform';
 
 export interface OrderDb {
   orders: {
@@ -48,6 +48,7 @@ export const migrations: Migration[] = [
   idempotencyMigration(3),
   outboxMigration(4),
   idempotencyOwnerMigration(5),
+  sagaStorageMigration(6),
 ];
 
 function sqlCheck(expr: string) {

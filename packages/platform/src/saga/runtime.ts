@@ -105,7 +105,14 @@ const MAX_DETAIL_CHARS = 2000;
 
 class LostOwnership extends Error {}
 
-type SagaEventInput = Omit<SagaTables['saga_events'], 'saga_id' | 'at' | 'id'>;
+type SagaEventInput = Omit<SagaTables['saga_log'], 'saga_id' | 'at' | 'seq'>;
+
+let lastSeq = 0;
+/** Monotonic in this process (microseconds since the epoch, bumped on ties): orders a saga's log. */
+function nextSeq(): number {
+  lastSeq = Math.max(lastSeq + 1, Date.now() * 1000);
+  return lastSeq;
+}
 
 function startedEvent(cmd: { name: string; phase: machine.Phase; attempt: number }): SagaEventInput {
   return { step: cmd.name, phase: cmd.phase, event: 'started', attempt: cmd.attempt, detail: null };
@@ -178,7 +185,7 @@ export class SagaRuntime {
         updated_at: now,
       })
       .execute();
-    await (trx as Kysely<SagaTables>).insertInto('saga_events').values({ saga_id: id, step: '', phase: 'forward', event: 'created', attempt: 0, detail: null, at: now }).execute();
+    await (trx as Kysely<SagaTables>).insertInto('saga_log').values({ saga_id: id, seq: nextSeq(), step: '', phase: 'forward', event: 'created', attempt: 0, detail: null, at: now }).execute();
   }
 
   /** Drives a saga owned by this instance (no-op if it is already running here). */
@@ -462,7 +469,7 @@ export class SagaRuntime {
       last_error: s.lastError ? s.lastError.slice(0, MAX_DETAIL_CHARS) : null,
       resume: s.resume,
       ...(dataChanged ? { data: JSON.stringify(data) } : {}),
-      lease_until_ms: this.now() + this.leaseMs,
+      // The lease is renewed by renewLeases(), not on every step: fewer index writes.
       updated_at: at,
     };
     const updateSql = this.shape(dataChanged ? 'update+data' : 'update', () =>
@@ -470,8 +477,8 @@ export class SagaRuntime {
     );
     const r = await db.executeQuery(CompiledQuery.raw(updateSql, [...Object.values(values), id, this.opts.owner]));
     if (Number(r.numAffectedRows ?? 0) !== 1) throw new LostOwnership(`saga ${id} is owned by another instance now`);
-    const rows = events.map((e) => ({ saga_id: id, step: e.step, phase: e.phase, event: e.event, attempt: e.attempt, detail: e.detail ? e.detail.slice(0, MAX_DETAIL_CHARS) : null, at }));
-    const insertSql = this.shape(`events×${rows.length}`, () => db.insertInto('saga_events').values(rows).compile());
+    const rows = events.map((e) => ({ saga_id: id, seq: nextSeq(), step: e.step, phase: e.phase, event: e.event, attempt: e.attempt, detail: e.detail ? e.detail.slice(0, MAX_DETAIL_CHARS) : null, at }));
+    const insertSql = this.shape(`events×${rows.length}`, () => db.insertInto('saga_log').values(rows).compile());
     await db.executeQuery(CompiledQuery.raw(insertSql, rows.flatMap((row) => Object.values(row))));
   }
 
@@ -501,7 +508,7 @@ export class SagaRuntime {
         .set({ status: s.status, attempts: 0, resume: null, owner: this.opts.owner, lease_until_ms: now + this.leaseMs, updated_at: this.iso() })
         .where('id', '=', id)
         .execute();
-      await t.insertInto('saga_events').values({ saga_id: id, step: '', phase: '', event: 'operator-retry', attempt: 0, detail: null, at: this.iso() }).execute();
+      await t.insertInto('saga_log').values({ saga_id: id, seq: nextSeq(), step: '', phase: '', event: 'operator-retry', attempt: 0, detail: null, at: this.iso() }).execute();
       return true;
     });
     if (ok) this.start(id);
@@ -518,7 +525,7 @@ export class SagaRuntime {
   async get(id: string): Promise<(SagaSummary & { data: unknown; events: SagaEvent[] }) | null> {
     const row = await this.db.selectFrom('sagas').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row) return null;
-    const events = await this.db.selectFrom('saga_events').select(['step', 'phase', 'event', 'attempt', 'detail', 'at']).where('saga_id', '=', id).orderBy('id').limit(1000).execute();
+    const events = await this.db.selectFrom('saga_log').select(['step', 'phase', 'event', 'attempt', 'detail', 'at']).where('saga_id', '=', id).orderBy('seq').limit(1000).execute();
     return { ...this.summary(row), data: JSON.parse(row.data), events };
   }
 

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Migration } from '../store/store.js';
 
 export interface SagaTables {
@@ -15,6 +16,17 @@ export interface SagaTables {
     lease_until_ms: number;
     created_at: string;
     updated_at: string;
+  };
+  /** The step timeline (replaces saga_events): clustered by saga, one b-tree to touch per write. */
+  saga_log: {
+    saga_id: string;
+    seq: number;
+    step: string;
+    phase: string;
+    event: string;
+    attempt: number;
+    detail: string | null;
+    at: string;
   };
   saga_events: {
     id?: number;
@@ -62,6 +74,37 @@ export function sagaMigration(version: number): Migration {
         .addColumn('at', 'varchar(40)', (c) => c.notNull())
         .execute();
       await db.schema.createIndex('saga_events_saga').on('saga_events').columns(['saga_id', 'id']).execute();
+    },
+  };
+}
+
+/**
+ * Storage tuned for write volume: the timeline moves to `saga_log`, keyed (saga_id, seq) and —
+ * on SQLite — WITHOUT ROWID, so an event touches one b-tree page instead of a table page and an
+ * index page; the active-saga index drops its lease column, which every lease renewal rewrote.
+ */
+export function sagaStorageMigration(version: number): Migration {
+  return {
+    version,
+    name: 'saga log clustered by saga',
+    async up(db, dialect) {
+      await db.schema.dropIndex('sagas_status').execute();
+      await db.schema.createIndex('sagas_active').on('sagas').column('status').execute();
+      let create = db.schema
+        .createTable('saga_log')
+        .addColumn('saga_id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('seq', 'bigint', (c) => c.notNull())
+        .addColumn('step', 'varchar(64)', (c) => c.notNull())
+        .addColumn('phase', 'varchar(20)', (c) => c.notNull())
+        .addColumn('event', 'varchar(20)', (c) => c.notNull())
+        .addColumn('attempt', 'integer', (c) => c.notNull())
+        .addColumn('detail', 'text')
+        .addColumn('at', 'varchar(40)', (c) => c.notNull())
+        .addPrimaryKeyConstraint('saga_log_pk', ['saga_id', 'seq']);
+      if (dialect === 'sqlite') create = create.modifyEnd(sql`without rowid`);
+      await create.execute();
+      await sql`insert into saga_log (saga_id, seq, step, phase, event, attempt, detail, at) select saga_id, id, step, phase, event, attempt, detail, at from saga_events`.execute(db);
+      await db.schema.dropTable('saga_events').execute();
     },
   };
 }

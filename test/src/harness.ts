@@ -23,7 +23,8 @@ export async function startSystem(opts: {
   beforeRestart?: ConstructorParameters<typeof Supervisor>[0]['beforeRestart'];
 }): Promise<System> {
   // Tests crash processes on purpose, many times a minute: keep restarts quick.
-  return startEmbedded({ dir: outputDir(opts.name), topology: opts.topology, env: opts.env, beforeRestart: opts.beforeRestart, restartBackoffMaxMs: 1000 });
+  // Source maps make stack traces in test logs point at the TypeScript.
+  return startEmbedded({ dir: outputDir(opts.name), topology: opts.topology, env: { CONCORD_SOURCE_MAPS: '1', ...opts.env }, beforeRestart: opts.beforeRestart, restartBackoffMaxMs: 1000 });
 }
 
 /** Polls `probe` until it returns a truthy value or the deadline passes. No sleeps as synchronization. */

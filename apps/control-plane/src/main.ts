@@ -26,6 +26,7 @@ runService({
   config: {
     certTtlMs: durationVar('CONCORD_CERT_TTL', 3_600_000, 2000, 30 * 86_400_000),
     traceMaxTraces: intVar('CONCORD_TRACE_MAX_TRACES', 20_000, 100, 1_000_000),
+    traceMaxSpans: intVar('CONCORD_TRACE_MAX_SPANS', 30_000, 1000, 10_000_000),
     traceRetentionMs: durationVar('CONCORD_TRACE_RETENTION', 3_600_000, 10_000, 7 * 86_400_000),
     ...meshConfigSchema,
   },
@@ -50,7 +51,7 @@ runService({
     meshConfig.start();
     caRoutes(ctx.app, ca as CertificateAuthority);
     // Spans from every process (OTLP/HTTP), queried by the console and GET /api/traces.
-    const traces = new TraceStore({ maxTraces: ctx.config.traceMaxTraces, maxSpansPerTrace: 2000, retentionMs: ctx.config.traceRetentionMs });
+    const traces = new TraceStore({ maxTraces: ctx.config.traceMaxTraces, maxSpans: ctx.config.traceMaxSpans, maxSpansPerTrace: 2000, retentionMs: ctx.config.traceRetentionMs });
     traceRoutes(ctx.app, traces);
     // The web console: metrics scraper, console API and stream, the built web app at `/`.
     startConsole(ctx, { registry, meshConfig, traces });

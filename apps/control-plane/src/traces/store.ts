@@ -39,11 +39,13 @@ export interface TraceSummary {
 
 export interface TraceLimits {
   maxTraces: number;
+  /** Spans kept in all (memory is what spans cost; the oldest traces go first). */
+  maxSpans: number;
   maxSpansPerTrace: number;
   retentionMs: number;
 }
 
-export const DEFAULT_TRACE_LIMITS: TraceLimits = { maxTraces: 20_000, maxSpansPerTrace: 2000, retentionMs: 60 * 60_000 };
+export const DEFAULT_TRACE_LIMITS: TraceLimits = { maxTraces: 20_000, maxSpans: 30_000, maxSpansPerTrace: 2000, retentionMs: 60 * 60_000 };
 
 export class TraceStore {
   private readonly traces = new Map<string, TraceEntry>();
@@ -84,7 +86,7 @@ export class TraceStore {
 
   private evict(nowMs: number): void {
     for (const [id, t] of this.traces) {
-      const tooMany = this.traces.size > this.limits.maxTraces;
+      const tooMany = this.traces.size > this.limits.maxTraces || this.spanCount > this.limits.maxSpans;
       const tooOld = nowMs - t.receivedAtMs > this.limits.retentionMs;
       if (!tooMany && !tooOld) break; // insertion order: the rest are newer
       this.traces.delete(id);

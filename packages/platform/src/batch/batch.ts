@@ -9,12 +9,11 @@
  * caller it is one item and costs what a single call costs.
  */
 import type { FastifyInstance } from 'fastify';
-import { sql } from 'kysely';
 import { type CallOptions, type MeshClient, UpstreamError } from '../mesh/client.js';
 import { toProblem } from '../service-kit/server.js';
 import { problem } from '../service-kit/problem.js';
 import { compileValidator, fieldErrors } from '../service-kit/validation.js';
-import type { Store } from '../store/store.js';
+import { type Store, rawSql } from '../store/store.js';
 
 export interface ItemResult {
   status: number;
@@ -56,13 +55,13 @@ export function batchRoute<DB, I>(
             results.push({ status: 400, body: problem(400, 'validation', errors[0] ? `${errors[0].path} ${errors[0].message}` : 'invalid item', { errors }) });
             continue;
           }
-          await sql`savepoint concord_item`.execute(trx);
+          await rawSql(trx, 'savepoint concord_item');
           try {
             results.push(await opts.handle(bound, item as I, now));
-            await sql`release savepoint concord_item`.execute(trx);
+            await rawSql(trx, 'release savepoint concord_item');
           } catch (err) {
-            await sql`rollback to savepoint concord_item`.execute(trx);
-            await sql`release savepoint concord_item`.execute(trx);
+            await rawSql(trx, 'rollback to savepoint concord_item');
+            await rawSql(trx, 'release savepoint concord_item');
             const p = toProblem(err);
             if (p.status >= 500) req.log.error({ err }, 'batch item failed');
             results.push({ status: p.status, body: p });

@@ -9,12 +9,12 @@
  * are taken over when their lease expires.
  */
 import { saga as machine } from '@concord/core';
-import { CompiledQuery, type Kysely } from 'kysely';
+import type { CompiledQuery, Kysely } from 'kysely';
 import type { Batcher } from '../batch/batch.js';
 import { type CallOptions, type MeshClient, isTransientStatus } from '../mesh/client.js';
 import type { Faults } from '../service-kit/faults.js';
 import type { Logger } from '../service-kit/logger.js';
-import type { Store } from '../store/store.js';
+import { type Store, compiledQuery } from '../store/store.js';
 import { SpanKind, trace } from '@opentelemetry/api';
 import type { Metrics } from '../telemetry/metrics.js';
 import { SpanStatusCode, type Telemetry } from '../telemetry/tracing.js';
@@ -475,11 +475,11 @@ export class SagaRuntime {
     const updateSql = this.shape(dataChanged ? 'update+data' : 'update', () =>
       db.updateTable('sagas').set(values).where('id', '=', id).where('owner', '=', this.opts.owner).compile(),
     );
-    const r = await db.executeQuery(CompiledQuery.raw(updateSql, [...Object.values(values), id, this.opts.owner]));
+    const r = await db.executeQuery(compiledQuery(updateSql, [...Object.values(values), id, this.opts.owner]));
     if (Number(r.numAffectedRows ?? 0) !== 1) throw new LostOwnership(`saga ${id} is owned by another instance now`);
     const rows = events.map((e) => ({ saga_id: id, seq: nextSeq(), step: e.step, phase: e.phase, event: e.event, attempt: e.attempt, detail: e.detail ? e.detail.slice(0, MAX_DETAIL_CHARS) : null, at }));
     const insertSql = this.shape(`events×${rows.length}`, () => db.insertInto('saga_log').values(rows).compile());
-    await db.executeQuery(CompiledQuery.raw(insertSql, rows.flatMap((row) => Object.values(row))));
+    await db.executeQuery(compiledQuery(insertSql, rows.flatMap((row) => Object.values(row))));
   }
 
   private sleep(ms: number): Promise<void> {

@@ -1,5 +1,4 @@
-import { sql } from 'kysely';
-import type { Migration } from '../store/store.js';
+import { type Migration, rawSql } from '../store/store.js';
 
 export interface SagaTables {
   sagas: {
@@ -101,9 +100,9 @@ export function sagaStorageMigration(version: number): Migration {
         .addColumn('detail', 'text')
         .addColumn('at', 'varchar(40)', (c) => c.notNull())
         .addPrimaryKeyConstraint('saga_log_pk', ['saga_id', 'seq']);
-      if (dialect === 'sqlite') create = create.modifyEnd(sql`without rowid`);
+      if (dialect === 'sqlite') create = create.modifyEnd((await import('kysely')).sql`without rowid`);
       await create.execute();
-      await sql`insert into saga_log (saga_id, seq, step, phase, event, attempt, detail, at) select saga_id, id, step, phase, event, attempt, detail, at from saga_events`.execute(db);
+      await rawSql(db, 'insert into saga_log (saga_id, seq, step, phase, event, attempt, detail, at) select saga_id, id, step, phase, event, attempt, detail, at from saga_events');
       await db.schema.dropTable('saga_events').execute();
     },
   };

@@ -8,8 +8,31 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
-import { type Dialect, Kysely, MysqlDialect, PostgresDialect, SqliteDialect, type Transaction, sql } from 'kysely';
+import type Database from 'better-sqlite3';
+import type { CompiledQuery, Dialect, Kysely, Transaction } from 'kysely';
+
+/**
+ * Kysely and the SQLite binding are loaded on first use: processes without a database (the
+ * gateway, the control plane) never pay their ~10 MiB of memory.
+ */
+type KyselyModule = typeof import('kysely');
+let K: KyselyModule | null = null;
+async function kysely(): Promise<KyselyModule> {
+  K ??= await import('kysely');
+  return K;
+}
+function k(): KyselyModule {
+  if (!K) throw new Error('the store is used before Store.open loaded Kysely');
+  return K;
+}
+/** Raw SQL on a connection or transaction (statement text without parameters). */
+export function rawSql(db: Kysely<any>, text: string): Promise<unknown> {
+  return k().sql.raw(text).execute(db);
+}
+/** A compiled statement from cached SQL text and its parameters (see saga/runtime.ts). */
+export function compiledQuery(text: string, parameters: readonly unknown[]): CompiledQuery {
+  return k().CompiledQuery.raw(text, [...parameters]);
+}
 import { SpanKind, trace } from '@opentelemetry/api';
 import type { Logger } from '../service-kit/logger.js';
 import type { Telemetry } from '../telemetry/tracing.js';
@@ -42,10 +65,11 @@ export class Store<DB> {
   ) {}
 
   static async open<DB>(opts: StoreOptions): Promise<Store<DB>> {
-    const { dialect, name } = makeDialect(opts);
-    const db = new Kysely<DB>({ dialect });
+    const mod = await kysely();
+    const { dialect, name } = await makeDialect(opts, mod);
+    const db = new mod.Kysely<DB>({ dialect });
     const store = new Store<DB>(db, name, opts.log, opts.telemetry);
-    await sql`select 1`.execute(db);
+    await rawSql(db, 'select 1');
     return store;
   }
 
@@ -84,14 +108,14 @@ export class Store<DB> {
             outcomes.push({ ok: true, value: await item.fn(trx) });
             continue;
           }
-          await sql`savepoint concord_group`.execute(trx);
+          await rawSql(trx, 'savepoint concord_group');
           try {
             const value = await item.fn(trx);
-            await sql`release savepoint concord_group`.execute(trx);
+            await rawSql(trx, 'release savepoint concord_group');
             outcomes.push({ ok: true, value });
           } catch (error) {
-            await sql`rollback to savepoint concord_group`.execute(trx);
-            await sql`release savepoint concord_group`.execute(trx);
+            await rawSql(trx, 'rollback to savepoint concord_group');
+            await rawSql(trx, 'release savepoint concord_group');
             outcomes.push({ ok: false, error });
           }
         }
@@ -139,14 +163,14 @@ export class Store<DB> {
     // at a cost on every promise in the process.)
     if (this.dialect !== 'sqlite') return this.db.transaction().execute((trx: Transaction<DB>) => fn(trx));
     return this.db.connection().execute(async (conn) => {
-      await sql`begin immediate`.execute(conn);
+      await rawSql(conn, 'begin immediate');
       try {
         const result = await fn(conn);
-        await sql`commit`.execute(conn);
+        await rawSql(conn, 'commit');
         return result;
       } catch (err) {
         try {
-          await sql`rollback`.execute(conn);
+          await rawSql(conn, 'rollback');
         } catch {
           /* the transaction may already be gone */
         }
@@ -191,18 +215,20 @@ export class Store<DB> {
   }
 }
 
-function makeDialect(opts: StoreOptions): { dialect: Dialect; name: DialectName } {
+async function makeDialect(opts: StoreOptions, mod: KyselyModule): Promise<{ dialect: Dialect; name: DialectName }> {
+  const { SqliteDialect, PostgresDialect, MysqlDialect } = mod;
   const url = opts.url;
   if (url.startsWith('sqlite:')) {
     const path = url.slice('sqlite:'.length);
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    const Database = (await import('better-sqlite3')).default;
     const database = new Database(path, { timeout: 5000 });
     database.pragma('journal_mode = WAL');
     database.pragma(`synchronous = ${opts.sqliteSync ?? 'NORMAL'}`);
     database.pragma('foreign_keys = ON');
     database.pragma('busy_timeout = 5000');
-    // 16 MiB of page cache (the default is 2 MiB): hot rows stay in memory under load.
-    database.pragma('cache_size = -16384');
+    // 8 MiB of page cache (the default is 2 MiB): hot rows stay in memory under load.
+    database.pragma('cache_size = -8192');
     database.pragma('temp_store = memory');
     const profile = process.env.CONCORD_SQL_PROFILE === '1' ? new SqlProfile() : null;
     return { dialect: new SqliteDialect({ database: withStatementCache(database, profile) }), name: 'sqlite' };

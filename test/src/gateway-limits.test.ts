@@ -167,7 +167,9 @@ describe('one gateway, buckets in memory', () => {
 
   test('buckets are per user: in one burst from one address, a second user is not limited by the first one’s share', async () => {
     const [a, b] = await Promise.all([newUser(gw, 'noisy'), newUser(gw, 'quiet')]);
-    await Promise.all([firstOf(`${gw}/api/users/me`, a.auth), firstOf(`${gw}/api/users/me`, b.auth)]);
+    // One after the other: each burst pauses and resumes the gateway, so two at once would race.
+    await firstOf(`${gw}/api/users/me`, a.auth);
+    await firstOf(`${gw}/api/users/me`, b.auth);
     // One burst: the noisy user's 2× limit and the quiet user's half limit, interleaved.
     const who = Array.from({ length: 2 * LIMIT + LIMIT / 2 }, (_, i) => (i % 5 === 4 ? b : a));
     const { answers } = await burst(

@@ -23,6 +23,7 @@ export async function startEmbedded(opts: {
   /** Keep an existing data dir (default: start clean). */
   keepData?: boolean;
   restartBackoffMaxMs?: number;
+  network?: SupervisorOptions['network'];
 }): Promise<EmbeddedSystem> {
   mkdirSync(opts.dir, { recursive: true });
   const dataDir = join(opts.dir, 'data');
@@ -40,6 +41,7 @@ export async function startEmbedded(opts: {
     output: (source, line) => appendFileSync(logFile, `${format(source, line)}\n`),
     beforeRestart: opts.beforeRestart,
     restartBackoffMaxMs: opts.restartBackoffMaxMs,
+    network: opts.network,
   });
   try {
     const ready = await sup.start();

@@ -68,3 +68,18 @@ test('a 60 s `concord chaos` run with three kill -9 loses no acknowledged order 
   assert.match(r.out, /chaos passed/);
   assert.match(r.out, /PASS {2}load: every acknowledged order exists/);
 });
+
+test('a `concord chaos` run with three network partitions (one namespace per instance) loses no acknowledged order and passes the audit', async (t) => {
+  if (process.platform !== 'linux' || process.getuid?.() !== 0 || !existsSync('/usr/sbin/ip')) {
+    t.skip('network partitions need Linux, root and iproute2 (/usr/sbin/ip); run as root to include them');
+    return;
+  }
+  const dir = outputDir('chaos-partitions');
+  const r = await runCli(['chaos', '--scenario', 'partitions', '--out', dir], 420_000);
+  assert.equal(r.code, 0, r.out.slice(-4000));
+  assert.match(r.out, /network lab: bridge \S+ at 10\.213\.\d+\.1\/24/);
+  assert.equal((r.out.match(/\+\d+\.\ds partition \S+ for 5000 ms/g) ?? []).length, 3, 'three partitions happened');
+  assert.equal((r.out.match(/\+\d+\.\ds healed /g) ?? []).length, 3, 'and each was healed');
+  assert.match(r.out, /chaos passed/);
+  assert.match(r.out, /PASS {2}load: every acknowledged order exists/);
+});

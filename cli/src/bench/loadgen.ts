@@ -116,10 +116,11 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   };
 
   /**
-   * One order, retried with its key on connection failures and 409/429/502/503/504, honouring
-   * Retry-After (capped) — what a careful client does; the key makes every retry safe.
+   * One POST (an order, or a cancel when there is no payload), retried with its key on connection
+   * failures and 409/429/502/503/504, honouring Retry-After (capped) — what a careful client
+   * does; the key makes every retry safe.
    */
-  const attempt = async (user: LoadUser, key: string, payload: string): Promise<{ statusCode: number; text: string }> => {
+  const attempt = async (user: LoadUser, key: string, path: string, payload: string | null): Promise<{ statusCode: number; text: string }> => {
     let last: Error | null = null;
     const giveUpAt = performance.now() + RETRY_BUDGET_MS;
     for (let t = 1; t <= maxTries; t++) {
@@ -127,15 +128,15 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       let waitMs = 50 * t + Math.floor(random() * 100);
       try {
         const res = await pool.request({
-          path: '/api/orders',
+          path,
           method: 'POST',
           headers: {
-            'content-type': 'application/json',
+            ...(payload !== null ? { 'content-type': 'application/json' } : {}),
             authorization: `Bearer ${user.token}`,
             'idempotency-key': key,
             ...(o.waitS !== undefined ? { prefer: `wait=${o.waitS}` } : {}),
           },
-          body: payload,
+          body: payload ?? undefined,
         });
         const text = await res.body.text();
         // 409: the first try with this key is still being answered (it reached the server).
@@ -153,15 +154,20 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     throw last ?? new Error('no try made');
   };
 
+  /**
+   * A cancel, retried with one key like an order. Whatever the answer, once the request may have
+   * reached the server the order may end CANCELLED: a 200, but also a connection cut after the
+   * server committed, or a 5xx after it started the cancel saga. Only a definite refusal (4xx
+   * other than 409/429) leaves it certainly CONFIRMED, so everything else is recorded.
+   */
   const cancel = async (user: LoadUser, id: string): Promise<void> => {
-    const pool = pools[nextPool++ % pools.length] as Pool;
     try {
-      const res = await pool.request({ path: `/api/orders/${id}/cancel`, method: 'POST', headers: { authorization: `Bearer ${user.token}`, 'idempotency-key': randomUUID() } });
-      await res.body.dump();
-      if (res.statusCode === 200) cancelled.push(id);
+      const res = await attempt(user, randomUUID(), `/api/orders/${id}/cancel`, null);
+      if (res.statusCode >= 400 && res.statusCode < 500 && res.statusCode !== 409 && res.statusCode !== 429) return;
     } catch {
-      /* not cancelled: stays CONFIRMED, and the audit expects exactly that */
+      /* outcome unknown: it may have been applied */
     }
+    cancelled.push(id);
   };
 
   const fire = async (intendedAt: number): Promise<void> => {
@@ -169,7 +175,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     sent++;
     inFlight++;
     try {
-      const res = await attempt(user, randomUUID(), body());
+      const res = await attempt(user, randomUUID(), '/api/orders', body());
       const text = res.text;
       const code = String(res.statusCode);
       statuses[code] = (statuses[code] ?? 0) + 1;

@@ -1,7 +1,8 @@
 /**
  * `concord chaos [--scenario <name|file>]`: runs a load and, at the same time, a schedule of
  * faults — kill -9 of instances (the supervisor restarts them), pause/resume (SIGSTOP/SIGCONT),
- * mesh fault injection on a route — on a topology with at least two instances of every service.
+ * mesh fault injection on a route, and network partitions (each instance in its own network
+ * namespace, see netns.ts; root only) — on a topology with at least two instances of every service.
  * Then it waits for quiescence, audits, and exits non-zero on any violation.
  */
 import { randomBytes } from 'node:crypto';
@@ -17,7 +18,8 @@ import { startEmbedded } from '../embedded.js';
 import { ROOT } from '../paths.js';
 import type { Supervisor } from '../supervisor/supervisor.js';
 import { loadTopology } from '../supervisor/topology.js';
-import { type FaultAction, type Scenario, loadScenario } from './scenario.js';
+import { NetnsLab, netnsUnavailable } from './netns.js';
+import { type FaultAction, type Scenario, loadScenario, needsNetworkLab } from './scenario.js';
 
 export const CHAOS_ARGS = {
   scenario: { kind: 'string', default: 'kills', help: 'a scenario name from cli/scenarios/ or a file path' },
@@ -69,8 +71,22 @@ export async function runScenario(s: Scenario, opts: { outDir: string; log: (lin
   const env = benchEnv(password);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const topologyFile = existsSync(s.topology) ? s.topology : join(ROOT, 'cli', 'topologies', `${s.topology}.yaml`);
+  let lab: NetnsLab | null = null;
+  if (needsNetworkLab(s)) {
+    const why = netnsUnavailable();
+    if (why) throw new Error(`scenario ${s.name} has partition faults, which put every instance in its own network namespace: ${why}`);
+    lab = NetnsLab.create();
+    opts.log(`network lab: bridge ${lab.bridge} at ${lab.gatewayAddress}/24, one namespace per instance`);
+  }
+  const network = lab ? { controlHost: lab.gatewayAddress, placement: (spec: { instanceId: string }) => ({ host: (lab as NetnsLab).host(spec.instanceId).address, prefix: (lab as NetnsLab).prefix(spec.instanceId) }) } : undefined;
   opts.log(`starting the ${s.topology} topology…`);
-  const sys = await startEmbedded({ dir: join(opts.outDir, `chaos-${stamp}`), topology: loadTopology(topologyFile), env, restartBackoffMaxMs: 2000 });
+  let sys: Awaited<ReturnType<typeof startEmbedded>>;
+  try {
+    sys = await startEmbedded({ dir: join(opts.outDir, `chaos-${stamp}`), topology: loadTopology(topologyFile), env, restartBackoffMaxMs: 2000, network });
+  } catch (err) {
+    lab?.destroy();
+    throw err;
+  }
   const events: ChaosEvent[] = [];
   const timers: NodeJS.Timeout[] = [];
   const undo: Array<() => Promise<void>> = [];
@@ -91,6 +107,24 @@ export async function runScenario(s: Scenario, opts: { outDir: string; log: (lin
           if (!id) return note(`kill ${a.target}: nothing running to kill`);
           sys.sup.signal(id, 'SIGKILL');
           note(`kill -9 ${id}`);
+        } else if (a.kind === 'partition') {
+          const id = pickInstance(sys.sup, a.target, random);
+          if (!id || !lab) return note(`partition ${a.target}: nothing running`);
+          const cut = lab;
+          cut.partition(id);
+          note(`partition ${id} for ${a.forMs} ms`);
+          const heal = async () => {
+            cut.heal(id);
+            note(`healed ${id}`);
+          };
+          let healed = false;
+          const once = async () => {
+            if (healed) return;
+            healed = true;
+            await heal();
+          };
+          undo.push(once);
+          timers.push(setTimeout(() => void once(), a.forMs));
         } else if (a.kind === 'pause') {
           const id = pickInstance(sys.sup, a.target, random);
           if (!id) return note(`pause ${a.target}: nothing running`);
@@ -175,6 +209,7 @@ export async function runScenario(s: Scenario, opts: { outDir: string; log: (lin
     for (const t of timers) clearTimeout(t);
     opts.log('stopping the system…');
     await sys.stop();
+    lab?.destroy();
   }
 }
 

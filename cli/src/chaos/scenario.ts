@@ -12,6 +12,8 @@ import { ROOT } from '../paths.js';
 export type FaultAction =
   | { kind: 'kill'; target: string }
   | { kind: 'pause'; target: string; forMs: number }
+  /** Cuts an instance off the network (its own namespace's link goes down) for a while. */
+  | { kind: 'partition'; target: string; forMs: number }
   | { kind: 'meshFault'; service: string; abortPercent: number; abortStatus: number; delayPercent: number; delayMs: number; forMs: number };
 
 export interface FaultRule {
@@ -87,6 +89,10 @@ export function parseScenario(text: string, name: string): Scenario {
       if ((rule.atMs === undefined) === (rule.everyMs === undefined)) problems.push(`${at}: give exactly one of "at" (once) or "every" (repeating)`);
       if (typeof f.kill === 'string') rule.action = { kind: 'kill', target: f.kill };
       else if (typeof f.pause === 'string') rule.action = { kind: 'pause', target: f.pause, forMs: dur(f.for, `${at}.for`, 2000) };
+      else if (typeof f.partition === 'string') {
+        if (f.partition === 'control-plane') problems.push(`${at}.partition: the control plane stays in the root namespace; partition an instance, a service or random`);
+        rule.action = { kind: 'partition', target: f.partition, forMs: dur(f.for, `${at}.for`, 5000) };
+      }
       else if (typeof f.meshFault === 'string') {
         rule.action = {
           kind: 'meshFault',
@@ -97,7 +103,7 @@ export function parseScenario(text: string, name: string): Scenario {
           delayMs: dur(f.delay, `${at}.delay`, 100),
           forMs: dur(f.for, `${at}.for`, 10_000),
         };
-      } else problems.push(`${at}: needs one of kill: <instance|service|random|control-plane>, pause: <…>, meshFault: <service>`);
+      } else problems.push(`${at}: needs one of kill: <instance|service|random|control-plane>, pause: <…>, partition: <instance|service|random>, meshFault: <service>`);
       if (rule.action) faults.push(rule as FaultRule);
     });
   const scenario: Scenario = {
@@ -115,4 +121,9 @@ export function parseScenario(text: string, name: string): Scenario {
   };
   if (problems.length > 0) throw new ScenarioError(`${name}:\n  ${problems.join('\n  ')}`);
   return scenario;
+}
+
+/** Whether a scenario needs each instance in its own network namespace. */
+export function needsNetworkLab(s: Scenario): boolean {
+  return s.faults.some((f) => f.action.kind === 'partition');
 }

@@ -3,7 +3,7 @@
  * restarts crashed processes with bounded exponential backoff; reports ready once every
  * instance is registered and passing; stops everything in reverse order within a bound.
  */
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -28,6 +28,12 @@ export interface SupervisorOptions {
   beforeRestart?: (spec: ProcessSpec) => void;
   /** Cap of the restart backoff (default 10 s). */
   restartBackoffMaxMs?: number;
+  /**
+   * Where processes live on the network (default: all on 127.0.0.1). Chaos runs put each
+   * instance in its own network namespace: `placement` names its address and the command
+   * prefix that enters the namespace; the control plane stays in this one, at `controlHost`.
+   */
+  network?: { controlHost: string; placement(spec: ProcessSpec): { host: string; prefix: string[] } };
 }
 
 export interface ChildInfo {
@@ -85,7 +91,14 @@ export class Supervisor {
   }
 
   get controlUrl(): string {
-    return `http://127.0.0.1:${this.controlPort}`;
+    return `http://${this.opts.network?.controlHost ?? '127.0.0.1'}:${this.controlPort}`;
+  }
+
+  /** The address an instance listens on. */
+  hostOf(spec: ProcessSpec): string {
+    const net = this.opts.network;
+    if (!net) return '127.0.0.1';
+    return spec.service === 'control-plane' ? net.controlHost : net.placement(spec).host;
   }
 
   private say(line: string): void {
@@ -105,7 +118,7 @@ export class Supervisor {
     for (const g of gateways) g.pinnedPort = g.port;
     if (gateways[0]?.port) this.gatewayPort = gateways[0].port;
     await this.waitPassing([CONTROL_PLANE.instanceId, ...specs.map((s) => s.instanceId)], this.opts.readyTimeoutMs ?? 60_000);
-    const gatewayUrls = gateways.map((g) => `http://127.0.0.1:${g.pinnedPort}`);
+    const gatewayUrls = gateways.map((g) => `http://${this.hostOf(g.spec)}:${g.pinnedPort}`);
     return { controlUrl: this.controlUrl, gatewayUrl: gatewayUrls[0] ?? null, gatewayUrls };
   }
 
@@ -126,6 +139,7 @@ export class Supervisor {
       CONCORD_SERVICE_PORT: '0',
       CONCORD_GATEWAY_PORT: String(gatewayPort),
     };
+    if (this.opts.network) env.CONCORD_HOST = this.hostOf(spec);
     if (this.caSecret && spec.service !== 'control-plane') env.CONCORD_CA_TOKEN = bootstrapToken(this.caSecret, spec.service);
     return env;
   }
@@ -137,14 +151,17 @@ export class Supervisor {
       this.children.set(spec.instanceId, info);
     }
     const child = info;
-    const proc = fork(appEntry(spec.app), [], {
+    const execArgv = [...CHILD_NODE_DEFAULTS, ...(this.opts.env.CONCORD_SOURCE_MAPS === '1' ? ['--enable-source-maps'] : []), ...(process.env.CONCORD_CHILD_NODE_OPTIONS?.split(' ').filter(Boolean) ?? []), ...spec.nodeArgs];
+    const options = {
       env: this.envFor(spec, child.pinnedPort),
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'] as Array<'ignore' | 'pipe' | 'ipc'>,
       // Own process group: a terminal's Ctrl-C reaches only the supervisor, which then stops
       // the processes in order. A child whose supervisor vanishes exits on IPC disconnect.
       detached: true,
-      execArgv: [...CHILD_NODE_DEFAULTS, ...(this.opts.env.CONCORD_SOURCE_MAPS === '1' ? ['--enable-source-maps'] : []), ...(process.env.CONCORD_CHILD_NODE_OPTIONS?.split(' ').filter(Boolean) ?? []), ...spec.nodeArgs],
-    });
+    };
+    const prefix = spec.service === 'control-plane' ? [] : (this.opts.network?.placement(spec).prefix ?? []);
+    // A prefix (`ip netns exec <ns>`) execs node in place: the pid, signals and IPC stay node's.
+    const proc = prefix.length ? spawn(prefix[0] as string, [...prefix.slice(1), process.execPath, ...execArgv, appEntry(spec.app)], options) : fork(appEntry(spec.app), [], { ...options, execArgv });
     child.proc = proc;
     child.pid = proc.pid ?? null;
     child.port = null;
@@ -157,7 +174,7 @@ export class Supervisor {
     proc.on('message', (m: { type?: string; port?: number; url?: string }) => {
       if (m?.type === 'listening' && typeof m.port === 'number') {
         child.port = m.port;
-        child.url = m.url ?? `http://127.0.0.1:${m.port}`;
+        child.url = m.url ?? `http://${this.hostOf(spec)}:${m.port}`;
         child.state = 'running';
         for (const fn of this.listeners.get(spec.instanceId) ?? []) fn(child);
         this.listeners.delete(spec.instanceId);

@@ -80,10 +80,18 @@ interface BreakerView {
   opened: number;
 }
 
+const GAUGE_VALUE = { CLOSED: 0, HALF_OPEN: 1, OPEN: 2 } as const;
+
+/** The breaker of one upstream, as the admin route shows it — and the same state on /metrics. */
 async function breaker(service: string): Promise<BreakerView> {
   const r = await http(`${gw}/api/gateway/breakers`, { headers: admin });
   assert.equal(r.status, 200, r.text);
-  return (r.body.items as BreakerView[]).find((b) => b.service === service) as BreakerView;
+  const view = (r.body.items as BreakerView[]).find((b) => b.service === service) as BreakerView;
+  const metrics = await (await fetch(`${gw}/metrics`)).text();
+  const gauge = new RegExp(`^concord_circuit_breaker_state\\{[^}]*destination_service="${service}\\.default\\.svc\\.cluster\\.local"[^}]*\\} (\\d)$`, 'm').exec(metrics);
+  assert.ok(gauge, `concord_circuit_breaker_state for ${service} is on /metrics`);
+  assert.equal(Number(gauge[1]), GAUGE_VALUE[view.state], `the gauge says ${view.state}`);
+  return view;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: the dashboard's parts are JSON of several shapes

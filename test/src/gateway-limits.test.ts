@@ -155,14 +155,25 @@ function assertBurst(answers: Answer[], limit: number, tookMs: number, what: str
   return summary;
 }
 
+/** concord_rate_limited_total on a gateway's /metrics, summed over route groups. */
+async function rateLimitedTotal(gateway: string): Promise<number> {
+  const text = await (await fetch(`${gateway}/metrics`)).text();
+  let sum = 0;
+  for (const m of text.matchAll(/^concord_rate_limited_total\{[^}]*\} (\d+)$/gm)) sum += Number(m[1]);
+  return sum;
+}
+
 const times = (n: number, url: string) => Array.from({ length: n }, () => url);
 
 describe('one gateway, buckets in memory', () => {
   test('an authenticated burst of twice the limit: the limit (±5 %) passes, the rest is 429 with Retry-After and RateLimit-*', async (t) => {
     const u = await newUser(gw, 'burst');
+    const before = await rateLimitedTotal(gw);
     const first = await firstOf(`${gw}/api/users/me`, u.auth);
     const { answers, tookMs } = await burst(times(2 * LIMIT - 1, `${gw}/api/users/me`), u.auth);
     t.diagnostic(assertBurst([first, ...answers], LIMIT, tookMs, 'per user'));
+    const refused = [first, ...answers].filter((a) => a.status === 429).length;
+    assert.equal((await rateLimitedTotal(gw)) - before, refused, 'concord_rate_limited_total counts every 429');
   });
 
   test('buckets are per user: in one burst from one address, a second user is not limited by the first one’s share', async () => {

@@ -13,6 +13,7 @@ import {
   durationVar,
   intVar,
   runService,
+  serviceFqdn,
   stringVar,
   type VarSpec,
 } from '@concord/platform';
@@ -98,6 +99,8 @@ runService({
       Date.now,
       (part, service, why) => ctx.log.debug({ part, service, why }, 'dashboard part failed'),
     );
+    // Breaker states as a gauge, read when scraped (0 closed, 1 half-open, 2 open).
+    ctx.metrics.observeBreakers(() => DASHBOARD_SERVICES.map((service) => ({ destination: serviceFqdn(service), state: dashboard.breakerOf(service).state })));
 
     const ratePerS = (group: Group): number => config.groups[group] ?? (group === 'auth' || group === 'public' ? config.perIp : config.perUser);
 
@@ -108,13 +111,16 @@ runService({
       const policy: BucketPolicy = { ratePerS: rate, burst: rate };
       const key = `${group}:${identity ? `u:${identity.userId}` : `ip:${clientIp(req)}`}`;
       // In-memory buckets decide synchronously: no promise on the hot path.
-      if (!shared) return void applyDecision(reply, rate, policy, local.takeNow(key, policy, clock.now()));
-      return shared.take(key, policy, clock.now()).then((d) => applyDecision(reply, rate, policy, d));
+      if (!shared) return void applyDecision(reply, group, rate, policy, local.takeNow(key, policy, clock.now()));
+      return shared.take(key, policy, clock.now()).then((d) => applyDecision(reply, group, rate, policy, d));
     }
 
-    function applyDecision(reply: FastifyReply, rate: number, policy: BucketPolicy, d: Decision): void {
+    function applyDecision(reply: FastifyReply, group: Group, rate: number, policy: BucketPolicy, d: Decision): void {
       const headers = rateLimitHeaders(policy, d);
-      if (!d.allowed) throw new HttpError(429, 'rate-limited', `more than ${rate} requests per second; retry after ${d.retryAfterS} s`, {}, headers);
+      if (!d.allowed) {
+        ctx.metrics.rateLimited.inc({ group });
+        throw new HttpError(429, 'rate-limited', `more than ${rate} requests per second; retry after ${d.retryAfterS} s`, {}, headers);
+      }
       reply.headers(headers);
     }
 

@@ -32,7 +32,10 @@ export function serviceFqdn(service: string): string {
   return `${service}.default.svc.cluster.local`;
 }
 
+const BREAKER_STATE_VALUE = { CLOSED: 0, HALF_OPEN: 1, OPEN: 2 } as const;
+
 export class Metrics {
+  private breakerSource: () => Array<{ destination: string; state: keyof typeof BREAKER_STATE_VALUE }> = () => [];
   readonly registry = new Registry();
   readonly requests: Counter<(typeof REQUEST_LABELS)[number]>;
   readonly duration: Histogram<(typeof REQUEST_LABELS)[number]>;
@@ -43,6 +46,11 @@ export class Metrics {
   readonly rateLimited: Counter<'group'>;
   readonly poolOverflows: Counter<'destination_service'>;
   readonly retries: Counter<'destination_service' | 'reason'>;
+
+  /** Where the breaker gauge reads its states at each scrape (a process with breakers sets it once). */
+  observeBreakers(source: () => Array<{ destination: string; state: keyof typeof BREAKER_STATE_VALUE }>): void {
+    this.breakerSource = source;
+  }
 
   constructor(labels: { service: string; version: string; instance: string }) {
     this.registry.setDefaultLabels({ app: labels.service, version: labels.version, instance_id: labels.instance });
@@ -57,7 +65,16 @@ export class Metrics {
       registers: r,
     });
     this.sagas = new Counter({ name: 'concord_saga_outcomes_total', help: 'Sagas settled, by type and final status.', labelNames: ['type', 'status'], registers: r });
-    this.breakerState = new Gauge({ name: 'concord_circuit_breaker_state', help: 'Circuit breaker state: 0 closed, 1 half-open, 2 open.', labelNames: ['destination_service'], registers: r });
+    const breakers = () => this.breakerSource;
+    this.breakerState = new Gauge({
+      name: 'concord_circuit_breaker_state',
+      help: 'Circuit breaker state: 0 closed, 1 half-open, 2 open.',
+      labelNames: ['destination_service'],
+      registers: r,
+      collect() {
+        for (const b of breakers()()) this.set({ destination_service: b.destination }, BREAKER_STATE_VALUE[b.state]);
+      },
+    });
     this.ejections = new Counter({ name: 'concord_outlier_ejections_total', help: 'Endpoints ejected by outlier detection.', labelNames: ['destination_service', 'endpoint'], registers: r });
     this.ejected = new Gauge({ name: 'concord_outlier_ejected_endpoints', help: 'Endpoints ejected right now.', labelNames: ['destination_service'], registers: r });
     this.rateLimited = new Counter({ name: 'concord_rate_limited_total', help: 'Requests refused with 429 by the rate limiter.', labelNames: ['group'], registers: r });

@@ -28,7 +28,37 @@ const strictAjv = makeAjv(false);
 const coercingAjv = makeAjv(true);
 
 export function compileValidator(schema: object, httpPart: string | undefined): ValidateFunction {
-  return (httpPart === 'body' ? strictAjv : coercingAjv).compile(schema);
+  if (httpPart === 'body') return strictAjv.compile(schema);
+  return decimalNumerals(schema, coercingAjv.compile(schema));
+}
+
+const DECIMAL: Record<'integer' | 'number', RegExp> = { integer: /^-?(0|[1-9]\d{0,15})$/, number: /^-?(0|[1-9]\d{0,15})(\.\d{1,15})?$/ };
+
+/**
+ * Ajv coerces a query string with `Number()`, which reads `0x10` as 16, `1e1` as 10 and ` 5` as
+ * 5. A numeric field of a querystring, params or headers must be written in plain decimal
+ * digits; anything else is refused with that field's path before coercion.
+ */
+function decimalNumerals(schema: object, validate: ValidateFunction): ValidateFunction {
+  const props = (schema as { properties?: Record<string, { type?: unknown }> }).properties ?? {};
+  const numeric = Object.entries(props).flatMap(([key, p]) => (p.type === 'integer' || p.type === 'number' ? [[key, p.type] as const] : []));
+  if (numeric.length === 0) return validate;
+  const wrapped = ((data: unknown) => {
+    if (data && typeof data === 'object') {
+      for (const [key, type] of numeric) {
+        const v = (data as Record<string, unknown>)[key];
+        const values = Array.isArray(v) ? v : [v];
+        if (values.some((x) => typeof x === 'string' && !DECIMAL[type].test(x))) {
+          wrapped.errors = [{ instancePath: `/${key}`, schemaPath: `#/properties/${key}/type`, keyword: 'type', params: { type }, message: `must be ${type === 'integer' ? 'an integer' : 'a number'} written in decimal digits` }];
+          return false;
+        }
+      }
+    }
+    const ok = validate(data);
+    wrapped.errors = validate.errors;
+    return ok;
+  }) as ValidateFunction;
+  return wrapped;
 }
 
 const PART_NAMES: Record<string, string> = { querystring: 'query', params: 'params', headers: 'headers', body: 'body' };

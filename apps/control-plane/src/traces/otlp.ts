@@ -10,9 +10,11 @@ const MAX_ATTRIBUTES = 64;
 type AnyValue = { stringValue?: string; intValue?: string | number; doubleValue?: number; boolValue?: boolean };
 type KeyValue = { key: string; value?: AnyValue };
 
-function id(v: unknown, bytes: number): string | null {
+const HEX_ID: Record<number, RegExp> = { 8: /^[0-9a-fA-F]{16}$/, 16: /^[0-9a-fA-F]{32}$/ };
+
+function id(v: unknown, bytes: 8 | 16): string | null {
   if (typeof v !== 'string' || v === '') return null;
-  if (new RegExp(`^[0-9a-fA-F]{${bytes * 2}}$`).test(v)) return v.toLowerCase();
+  if ((HEX_ID[bytes] as RegExp).test(v)) return v.toLowerCase();
   const b = Buffer.from(v, 'base64');
   return b.length === bytes ? b.toString('hex') : null;
 }

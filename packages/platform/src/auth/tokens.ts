@@ -114,7 +114,7 @@ export class TokenVerifier {
 /** Extracts the bearer token of an Authorization header. */
 export function bearerToken(header: string | string[] | undefined): string {
   if (typeof header !== 'string' || header.length === 0) throw unauthorized('sign in: send Authorization: Bearer <token>');
-  const m = /^Bearer ([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]*)$/i.exec(header.trim());
+  const m = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*)$/i.exec(header.trim());
   if (!m) throw unauthorized('the Authorization header must be "Bearer <token>"');
   return m[1] as string;
 }

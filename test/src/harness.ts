@@ -2,6 +2,7 @@
  * Starts a whole Concord system for a test: real processes on free ports, a fresh data dir,
  * logs kept in test-output/<name>/system.log (printed tail on failure helps debugging).
  */
+import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type EmbeddedSystem, ROOT, type Supervisor, type Topology, startEmbedded } from '@concord/cli';
@@ -9,6 +10,21 @@ import { type EmbeddedSystem, ROOT, type Supervisor, type Topology, startEmbedde
 export type System = EmbeddedSystem;
 
 export const OUTPUT_DIR = join(ROOT, 'test-output');
+
+/** Runs the `concord` CLI as a user would; its output (stdout, then the tail of stderr) and exit code. */
+export function runCli(args: string[], timeoutMs: number): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [join(ROOT, 'cli/dist/src/main.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CONCORD_LOG_LEVEL: 'warn' } });
+    let out = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (out = (out + d).slice(-200_000)));
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out });
+    });
+  });
+}
 
 export function outputDir(name: string): string {
   const dir = join(OUTPUT_DIR, name);

@@ -87,7 +87,9 @@ export function sagaStorageMigration(version: number): Migration {
     version,
     name: 'saga log clustered by saga',
     async up(db, dialect) {
-      await db.schema.dropIndex('sagas_status').execute();
+      // MySQL names the table of the index; PostgreSQL and SQLite refuse it.
+      const drop = db.schema.dropIndex('sagas_status');
+      await (dialect === 'mysql' ? drop.on('sagas') : drop).execute();
       await db.schema.createIndex('sagas_active').on('sagas').column('status').execute();
       let create = db.schema
         .createTable('saga_log')

@@ -179,13 +179,32 @@ export class Store<DB> {
     });
   }
 
-  /** Applies pending migrations in version order, each in its own transaction. */
+  /**
+   * Applies pending migrations in version order, each in its own transaction. Instances sharing a
+   * database (two versions of a service) may start together: on SQLite the write lock orders
+   * them; on PostgreSQL and MySQL a session lock held for the whole run does (MySQL commits DDL
+   * at once, so a transaction alone would not).
+   */
   async migrate(migrations: readonly Migration[]): Promise<number> {
     const sorted = [...migrations].sort((a, b) => a.version - b.version);
     for (let i = 1; i < sorted.length; i++) {
       if (sorted[i]!.version === sorted[i - 1]!.version) throw new Error(`duplicate migration version ${sorted[i]!.version}`);
     }
-    await this.db.schema
+    if (this.dialect === 'sqlite') return this.migrateOn(this.db, sorted, (fn) => this.tx(fn));
+    return this.db.connection().execute(async (conn) => {
+      const lock = this.dialect === 'postgres' ? `select pg_advisory_lock(${MIGRATION_LOCK_ID})` : `select get_lock('concord_migrations', ${MIGRATION_LOCK_WAIT_S})`;
+      const unlock = this.dialect === 'postgres' ? `select pg_advisory_unlock(${MIGRATION_LOCK_ID})` : "select release_lock('concord_migrations')";
+      await rawSql(conn, lock);
+      try {
+        return await this.migrateOn(conn, sorted, (fn) => conn.transaction().execute((trx) => fn(trx)));
+      } finally {
+        await rawSql(conn, unlock);
+      }
+    });
+  }
+
+  private async migrateOn(db: Kysely<DB>, sorted: readonly Migration[], inTx: <T>(fn: (trx: Kysely<DB>) => Promise<T>) => Promise<T>): Promise<number> {
+    await db.schema
       .createTable('schema_migrations')
       .ifNotExists()
       .addColumn('version', 'integer', (c) => c.primaryKey())
@@ -194,7 +213,7 @@ export class Store<DB> {
       .execute();
     let applied = 0;
     for (const m of sorted) {
-      const done = await this.tx(async (trx) => {
+      const done = await inTx(async (trx) => {
         const t = trx as unknown as Kysely<{ schema_migrations: { version: number; name: string; applied_at: string } }>;
         const row = await t.selectFrom('schema_migrations').select('version').where('version', '=', m.version).executeTakeFirst();
         if (row) return false;
@@ -247,6 +266,11 @@ async function makeDialect(opts: StoreOptions, mod: KyselyModule): Promise<{ dia
 }
 
 const MAX_CACHED_STATEMENTS = 500;
+/** The session lock that orders migrations of instances sharing a PostgreSQL database. */
+const MIGRATION_LOCK_ID = 727_001;
+/** How long a MySQL instance waits for another's migrations. */
+const MIGRATION_LOCK_WAIT_S = 60;
+
 /** Transactions merged into one group commit at most. */
 const MAX_GROUP = 256;
 

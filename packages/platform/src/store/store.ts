@@ -192,9 +192,14 @@ export class Store<DB> {
     }
     if (this.dialect === 'sqlite') return this.migrateOn(this.db, sorted, (fn) => this.tx(fn));
     return this.db.connection().execute(async (conn) => {
-      const lock = this.dialect === 'postgres' ? `select pg_advisory_lock(${MIGRATION_LOCK_ID})` : `select get_lock('concord_migrations', ${MIGRATION_LOCK_WAIT_S})`;
-      const unlock = this.dialect === 'postgres' ? `select pg_advisory_unlock(${MIGRATION_LOCK_ID})` : "select release_lock('concord_migrations')";
-      await rawSql(conn, lock);
+      // One lock per database (the lock spaces are server-wide): other services' migrations on
+      // the same server go on in parallel.
+      const pg = this.dialect === 'postgres';
+      const lock = pg ? `select pg_advisory_lock(${MIGRATION_LOCK_KEY}) as got` : `select get_lock(concat('concord_migrations:', database()), ${MIGRATION_LOCK_WAIT_S}) as got`;
+      const unlock = pg ? `select pg_advisory_unlock(${MIGRATION_LOCK_KEY})` : "select release_lock(concat('concord_migrations:', database()))";
+      const got = ((await rawSql(conn, lock)) as { rows: Array<{ got: unknown }> }).rows[0]?.got;
+      // PostgreSQL waits for its lock; MySQL's GET_LOCK answers 0 when its wait runs out.
+      if (!pg && Number(got) !== 1) throw new Error(`another instance has been migrating this database for over ${MIGRATION_LOCK_WAIT_S} s; start again once it is done`);
       try {
         return await this.migrateOn(conn, sorted, (fn) => conn.transaction().execute((trx) => fn(trx)));
       } finally {
@@ -266,8 +271,8 @@ async function makeDialect(opts: StoreOptions, mod: KyselyModule): Promise<{ dia
 }
 
 const MAX_CACHED_STATEMENTS = 500;
-/** The session lock that orders migrations of instances sharing a PostgreSQL database. */
-const MIGRATION_LOCK_ID = 727_001;
+/** The PostgreSQL advisory lock key that orders migrations of instances sharing a database. */
+const MIGRATION_LOCK_KEY = "hashtext('concord_migrations:' || current_database())";
 /** How long a MySQL instance waits for another's migrations. */
 const MIGRATION_LOCK_WAIT_S = 60;
 

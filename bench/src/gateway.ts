@@ -19,7 +19,7 @@ import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ROOT, appEntry } from '@concord/cli';
 import autocannon, { type Result } from 'autocannon';
-import { type BenchSystem, OUT_DIR, json, pollUntil, startSystem } from './system.js';
+import { type BenchSystem, OUT_DIR, json, pollUntil, positiveOption, startSystem } from './system.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -34,21 +34,12 @@ const { values: opts } = parseArgs({
     'no-tracing': { type: 'boolean', default: false },
   },
 });
-const DURATION_S = positive('duration');
-const ROUNDS = positive('rounds');
-const CONNECTIONS = positive('connections');
+const DURATION_S = positiveOption(opts, 'duration');
+const ROUNDS = positiveOption(opts, 'rounds');
+const CONNECTIONS = positiveOption(opts, 'connections');
 const WARMUP_S = Number(opts.warmup);
-const PROFILE_S = positive('profile-seconds');
+const PROFILE_S = positiveOption(opts, 'profile-seconds');
 const PATH = '/api/users/me';
-
-function positive(name: keyof typeof opts): number {
-  const n = Number(opts[name]);
-  if (!Number.isInteger(n) || n < 1) {
-    process.stderr.write(`--${name} must be a positive integer, got ${JSON.stringify(opts[name])}\n`);
-    process.exit(2);
-  }
-  return n;
-}
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const live = process.stderr.isTTY;

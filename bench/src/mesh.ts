@@ -24,6 +24,7 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ROOT, startEmbedded } from '@concord/cli';
+import { OUT_DIR, positiveOption } from './system.js';
 import { Histogram } from '@concord/core';
 import {
   BOOTSTRAP_SECRET_PATH,
@@ -50,25 +51,15 @@ const { values: opts } = parseArgs({
     'traces-endpoint': { type: 'string' },
   },
 });
-const RATE = positive('rate');
-const ROUNDS = positive('rounds');
-const ROUND_MS = positive('round-seconds') * 1000;
+const RATE = positiveOption(opts, 'rate');
+const ROUNDS = positiveOption(opts, 'rounds');
+const ROUND_MS = positiveOption(opts, 'round-seconds') * 1000;
 const WARMUP_MS = Number(opts.warmup) * 1000;
 /** After each round's load: long enough for the span exporter's 500 ms batch to go out. */
 const SETTLE_MS = 700;
 const PATH = '/api/sample/hello';
 const TARGET_P50_MS = 0.05;
 const TARGET_P99_MS = 0.15;
-const OUT_DIR = join(ROOT, 'bench', 'out');
-
-function positive(name: keyof typeof opts): number {
-  const n = Number(opts[name]);
-  if (!Number.isInteger(n) || n < 1) {
-    process.stderr.write(`--${name} must be a positive integer, got ${JSON.stringify(opts[name])}\n`);
-    process.exit(2);
-  }
-  return n;
-}
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const ms = (us: number) => us / 1000;

@@ -1,40 +1,24 @@
-/** Starting a Concord system for a benchmark (the few lines of test/src/harness.ts it needs). */
-import { appendFileSync, mkdirSync, rmSync } from 'node:fs';
+/** What the benchmarks share: where reports go, a system under test, option and HTTP helpers. */
 import { join } from 'node:path';
-import { ROOT, type ReadyInfo, Supervisor, makeFormatter, parseTopology } from '@concord/cli';
+import { type EmbeddedSystem, ROOT, startEmbedded } from '@concord/cli';
 
 export const OUT_DIR = join(ROOT, 'bench', 'out');
 
-export interface BenchSystem extends ReadyInfo {
-  sup: Supervisor;
-  dataDir: string;
-  logFile: string;
-  stop(): Promise<void>;
+export type BenchSystem = EmbeddedSystem;
+
+/** A whole system for a benchmark, its data and log in bench/out/<name>/. */
+export function startSystem(opts: { name: string; topology: string; env: Record<string, string> }): Promise<BenchSystem> {
+  return startEmbedded({ dir: join(OUT_DIR, opts.name), topology: opts.topology, env: opts.env });
 }
 
-export async function startSystem(opts: { name: string; topology: string; env: Record<string, string> }): Promise<BenchSystem> {
-  const dir = join(OUT_DIR, opts.name);
-  mkdirSync(dir, { recursive: true });
-  const dataDir = join(dir, 'data');
-  rmSync(dataDir, { recursive: true, force: true });
-  const logFile = join(dir, 'system.log');
-  rmSync(logFile, { force: true });
-  const format = makeFormatter({ color: false, raw: false, width: 16 });
-  const sup = new Supervisor({
-    topology: parseTopology(opts.topology, `${opts.name} topology`),
-    dataDir,
-    controlPort: 0,
-    gatewayPort: 0,
-    env: { ...process.env, ...opts.env },
-    output: (source, line) => appendFileSync(logFile, `${format(source, line)}\n`),
-  });
-  try {
-    const ready = await sup.start();
-    return { ...ready, sup, dataDir, logFile, stop: () => sup.stop() };
-  } catch (err) {
-    await sup.stop();
-    throw new Error(`${(err as Error).message} (logs: ${logFile})`);
+/** A command-line option that must be a positive integer; anything else exits 2 naming it. */
+export function positiveOption(values: Record<string, unknown>, name: string): number {
+  const n = Number(values[name]);
+  if (!Number.isInteger(n) || n < 1) {
+    process.stderr.write(`--${name} must be a positive integer, got ${JSON.stringify(values[name])}\n`);
+    process.exit(2);
   }
+  return n;
 }
 
 export async function json<T>(url: string, init: RequestInit & { body?: string } = {}): Promise<{ status: number; body: T }> {

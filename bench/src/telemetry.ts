@@ -7,7 +7,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { DEFAULT_TOPOLOGY, ROOT, benchEnv, loadTopology, prepare, runLoad, startEmbedded } from '@concord/cli';
+import { DEFAULT_TOPOLOGY, benchEnv, loadTopology, prepare, runLoad, startEmbedded } from '@concord/cli';
+import { OUT_DIR } from './system.js';
 
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 15_000);
 const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 10_000);
@@ -25,7 +26,7 @@ interface Sample {
 async function once(tracing: boolean, round: number): Promise<Sample> {
   const password = randomBytes(9).toString('hex');
   const env: Record<string, string> = { ...benchEnv(password), CONCORD_TRACING: String(tracing), OTEL_TRACES_SAMPLER: 'always_on' };
-  const dir = join(ROOT, 'bench', 'out', `telemetry-${tracing ? 'on' : 'off'}-${round}`);
+  const dir = join(OUT_DIR, `telemetry-${tracing ? 'on' : 'off'}-${round}`);
   const sys = await startEmbedded({ dir, topology: loadTopology(DEFAULT_TOPOLOGY), env });
   try {
     const prep = await prepare({ gatewayUrl: sys.gatewayUrl as string, adminEmail: env.CONCORD_ADMIN_EMAIL as string, adminPassword: password, users: 100, products: 50, progress: () => {} });
@@ -68,9 +69,8 @@ async function main(): Promise<void> {
   process.stdout.write(`${'configuration'.padEnd(20)}${'orders/s'.padStart(10)}${'p50 ms'.padStart(10)}${'p99 ms'.padStart(10)}\n`);
   for (const [name, rate, p50, p99] of rows) process.stdout.write(`${name.padEnd(20)}${rate.toFixed(1).padStart(10)}${p50.toFixed(1).padStart(10)}${p99.toFixed(1).padStart(10)}\n`);
   process.stdout.write(`\ntracing cost: ${(cost * 100).toFixed(1)} % of throughput (target ≤ 10 %): ${cost <= 0.1 ? 'met' : 'NOT met'}\n`);
-  const out = join(ROOT, 'bench', 'out');
-  mkdirSync(out, { recursive: true });
-  writeFileSync(join(out, 'telemetry.json'), JSON.stringify({ samples, offRate, onRate, cost, durationMs: DURATION_MS, rounds: ROUNDS, connections: CONNECTIONS }, null, 2));
+  mkdirSync(OUT_DIR, { recursive: true });
+  writeFileSync(join(OUT_DIR, 'telemetry.json'), JSON.stringify({ samples, offRate, onRate, cost, durationMs: DURATION_MS, rounds: ROUNDS, connections: CONNECTIONS }, null, 2));
 }
 
 main().catch((err) => {

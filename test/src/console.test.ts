@@ -11,23 +11,12 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Browser, type Page, chromium } from 'playwright-core';
-import { ADMIN_ENV, type System, TEST_ADMIN, type TestUser, adminLogin, http, newUser, outputDir, pollUntil, serviceUrl, startSystem } from './harness.js';
+import { ADMIN_ENV, adminLogin, DEFAULT_SYSTEM, http, newUser, outputDir, pollUntil, serviceUrl, startSystem, type System, TEST_ADMIN, type TestUser } from './harness.js';
 import { placeOrder } from './order-helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SKIP = existsSync(CHROMIUM) ? false : `Debian's chromium is not installed at ${CHROMIUM} (apt-get install -y chromium; .ci/run installs it when missing)`;
 
-const TOPOLOGY = `services:
-  - name: user
-  - name: inventory
-  - name: payment
-  - name: points
-  - name: recommendation
-    instances: 2
-    versions: [v1, v2]
-  - name: order
-  - name: gateway
-`;
 const SERVICES = ['user', 'inventory', 'payment', 'points', 'recommendation', 'order', 'gateway'];
 /** What the UI gets to show a change pushed by the control plane (a scrape round is 2 s). */
 const UI_TIMEOUT_MS = 15_000;
@@ -59,7 +48,7 @@ describe('the console in a browser', { skip: SKIP }, () => {
   before(async () => {
     sys = await startSystem({
       name: 'console',
-      topology: TOPOLOGY,
+      topology: DEFAULT_SYSTEM,
       env: {
         ...ADMIN_ENV,
         CONCORD_TEST_FAULTS: '1',

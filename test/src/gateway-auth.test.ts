@@ -10,19 +10,10 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ROOT } from '@concord/cli';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
-import { ADMIN_ENV, type JsonResponse, type System, type TestUser, adminLogin, http, login, newUser, pollUntil, startSystem } from './harness.js';
+import { ADMIN_ENV, adminLogin, http, type JsonResponse, login, newUser, ONE_OF_EACH, pollUntil, startSystem, type System, type TestUser } from './harness.js';
 import { forgeries } from './jwt-attacks.js';
 import { placeOrder } from './order-helpers.js';
 
-const TOPOLOGY = `services:
-  - name: user
-  - name: inventory
-  - name: payment
-  - name: points
-  - name: recommendation
-  - name: order
-  - name: gateway
-`;
 
 let sys: System;
 let gw: string;
@@ -36,7 +27,7 @@ let aliceOrderToCancel: string;
 before(async () => {
   sys = await startSystem({
     name: 'gateway-auth',
-    topology: TOPOLOGY,
+    topology: ONE_OF_EACH,
     env: { ...ADMIN_ENV, CONCORD_SEED_PRODUCTS: '5', CONCORD_SCRYPT_COST: '10', CONCORD_CHECK_INTERVAL: '300ms', CONCORD_RATE_LIMIT_PER_USER: '0', CONCORD_RATE_LIMIT_PER_IP: '0' },
   });
   gw = sys.gatewayUrl as string;

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { ADMIN_ENV, type System, type TestUser, adminLogin, http, newUser, pollUntil, startSystem } from './harness.js';
+import { ADMIN_ENV, adminLogin, http, newUser, ONE_OF_EACH, pollUntil, startSystem, type System, type TestUser } from './harness.js';
 import { RawConnection, type RawResponse } from './raw-http.js';
 
 const TOTAL = 10_000;
@@ -16,15 +16,6 @@ const SEED = 0xc0ffee;
 const LANES = 16;
 const RSS_GROWTH_LIMIT_BYTES = 100 * 1_048_576;
 
-const TOPOLOGY = `services:
-  - name: user
-  - name: inventory
-  - name: payment
-  - name: points
-  - name: recommendation
-  - name: order
-  - name: gateway
-`;
 
 let sys: System;
 let gw: URL;
@@ -35,7 +26,7 @@ let aliceOrder: string;
 before(async () => {
   sys = await startSystem({
     name: 'gateway-fuzz',
-    topology: TOPOLOGY,
+    topology: ONE_OF_EACH,
     env: {
       ...ADMIN_ENV,
       CONCORD_SEED_PRODUCTS: '5',

@@ -5,11 +5,25 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { type EmbeddedSystem, ROOT, type Supervisor, type Topology, startEmbedded } from '@concord/cli';
+import { DEFAULT_TOPOLOGY, type EmbeddedSystem, ROOT, type Supervisor, type Topology, loadTopology, startEmbedded } from '@concord/cli';
 
 export type System = EmbeddedSystem;
 
 export const OUTPUT_DIR = join(ROOT, 'test-output');
+
+/** One instance of every service (recommendation in v1 only). */
+export const ONE_OF_EACH = `services:
+  - name: user
+  - name: inventory
+  - name: payment
+  - name: points
+  - name: recommendation
+  - name: order
+  - name: gateway
+`;
+
+/** The topology `npm start` runs (cli/topologies/default.yaml). */
+export const DEFAULT_SYSTEM: Topology = loadTopology(DEFAULT_TOPOLOGY);
 
 /** Runs the `concord` CLI as a user would; its output (stdout, then the tail of stderr) and exit code. */
 export function runCli(args: string[], timeoutMs: number): Promise<{ code: number | null; out: string }> {

@@ -13,20 +13,9 @@ import { createServer as netServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { appEntry } from '@concord/cli';
-import { ADMIN_ENV, type System, http, newUser, outputDir, pollUntil, startSystem } from './harness.js';
+import { ADMIN_ENV, DEFAULT_SYSTEM, http, newUser, outputDir, pollUntil, startSystem, type System } from './harness.js';
 import { placeOrder } from './order-helpers.js';
 
-const TOPOLOGY = `services:
-  - name: user
-  - name: inventory
-  - name: payment
-  - name: points
-  - name: recommendation
-    instances: 2
-    versions: [v1, v2]
-  - name: order
-  - name: gateway
-`;
 
 interface Span {
   spanId: string;
@@ -45,7 +34,7 @@ let gw: string;
 before(async () => {
   sys = await startSystem({
     name: 'observability',
-    topology: TOPOLOGY,
+    topology: DEFAULT_SYSTEM,
     env: { ...ADMIN_ENV, CONCORD_SCRYPT_COST: '10', CONCORD_RATE_LIMIT_PER_USER: '0', CONCORD_RATE_LIMIT_PER_IP: '0', OTEL_TRACES_SAMPLER: 'always_on' },
   });
   gw = sys.gatewayUrl as string;

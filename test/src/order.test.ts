@@ -7,18 +7,9 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { runAudit } from '@concord/cli';
-import { ADMIN_ENV, type System, type TestUser, adminLogin, http, newUser, pollUntil, serviceUrl, startSystem } from './harness.js';
+import { ADMIN_ENV, adminLogin, http, newUser, ONE_OF_EACH, pollUntil, serviceUrl, startSystem, type System, type TestUser } from './harness.js';
 import { balanceOf, createProduct, inventoryOf, placeOrder, pointsOf, terminalOrder } from './order-helpers.js';
 
-const TOPOLOGY = `services:
-  - name: user
-  - name: inventory
-  - name: payment
-  - name: points
-  - name: recommendation
-  - name: order
-  - name: gateway
-`;
 
 let sys: System;
 let gw: string;
@@ -28,7 +19,7 @@ let adminToken: string;
 before(async () => {
   sys = await startSystem({
     name: 'order',
-    topology: TOPOLOGY,
+    topology: ONE_OF_EACH,
     env: {
       ...ADMIN_ENV,
       CONCORD_SEED_PRODUCTS: '20',

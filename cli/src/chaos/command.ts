@@ -66,19 +66,22 @@ ${fault.join('\n')}
 `;
 }
 
+/** Every instance in its own network namespace (partition faults need it); root only. */
+function openLab(scenario: string, log: (line: string) => void): NetnsLab {
+  const why = netnsUnavailable();
+  if (why) throw new Error(`scenario ${scenario} has partition faults, which put every instance in its own network namespace: ${why}`);
+  const lab = NetnsLab.create();
+  log(`network lab: bridge ${lab.bridge} at ${lab.gatewayAddress}/24, one namespace per instance`);
+  return lab;
+}
+
 export async function runScenario(s: Scenario, opts: { outDir: string; log: (line: string) => void }): Promise<{ ok: boolean; report: BenchReport; violations: string[] }> {
   const password = randomBytes(12).toString('hex');
   const env = benchEnv(password);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const topologyFile = existsSync(s.topology) ? s.topology : join(ROOT, 'cli', 'topologies', `${s.topology}.yaml`);
-  let lab: NetnsLab | null = null;
-  if (needsNetworkLab(s)) {
-    const why = netnsUnavailable();
-    if (why) throw new Error(`scenario ${s.name} has partition faults, which put every instance in its own network namespace: ${why}`);
-    lab = NetnsLab.create();
-    opts.log(`network lab: bridge ${lab.bridge} at ${lab.gatewayAddress}/24, one namespace per instance`);
-  }
-  const network = lab ? { controlHost: lab.gatewayAddress, placement: (spec: { instanceId: string }) => ({ host: (lab as NetnsLab).host(spec.instanceId).address, prefix: (lab as NetnsLab).prefix(spec.instanceId) }) } : undefined;
+  const lab = needsNetworkLab(s) ? openLab(s.name, opts.log) : null;
+  const network = lab ? { controlHost: lab.gatewayAddress, placement: (spec: { instanceId: string }) => ({ host: lab.host(spec.instanceId).address, prefix: lab.prefix(spec.instanceId) }) } : undefined;
   opts.log(`starting the ${s.topology} topology…`);
   let sys: Awaited<ReturnType<typeof startEmbedded>>;
   try {
@@ -110,21 +113,18 @@ export async function runScenario(s: Scenario, opts: { outDir: string; log: (lin
         } else if (a.kind === 'partition') {
           const id = pickInstance(sys.sup, a.target, random);
           if (!id || !lab) return note(`partition ${a.target}: nothing running`);
-          const cut = lab;
-          cut.partition(id);
+          lab.partition(id);
           note(`partition ${id} for ${a.forMs} ms`);
-          const heal = async () => {
-            cut.heal(id);
-            note(`healed ${id}`);
-          };
+          // Healed by its timer, or when the faults stop, whichever comes first.
           let healed = false;
-          const once = async () => {
+          const heal = async () => {
             if (healed) return;
             healed = true;
-            await heal();
+            lab.heal(id);
+            note(`healed ${id}`);
           };
-          undo.push(once);
-          timers.push(setTimeout(() => void once(), a.forMs));
+          undo.push(heal);
+          timers.push(setTimeout(() => void heal(), a.forMs));
         } else if (a.kind === 'pause') {
           const id = pickInstance(sys.sup, a.target, random);
           if (!id) return note(`pause ${a.target}: nothing running`);

@@ -65,14 +65,14 @@ export class Metrics {
       registers: r,
     });
     this.sagas = new Counter({ name: 'concord_saga_outcomes_total', help: 'Sagas settled, by type and final status.', labelNames: ['type', 'status'], registers: r });
-    const breakers = () => this.breakerSource;
+    const metrics = this;
     this.breakerState = new Gauge({
       name: 'concord_circuit_breaker_state',
       help: 'Circuit breaker state: 0 closed, 1 half-open, 2 open.',
       labelNames: ['destination_service'],
       registers: r,
       collect() {
-        for (const b of breakers()()) this.set({ destination_service: b.destination }, BREAKER_STATE_VALUE[b.state]);
+        for (const b of metrics.breakerSource()) this.set({ destination_service: b.destination }, BREAKER_STATE_VALUE[b.state]);
       },
     });
     this.ejections = new Counter({ name: 'concord_outlier_ejections_total', help: 'Endpoints ejected by outlier detection.', labelNames: ['destination_service', 'endpoint'], registers: r });

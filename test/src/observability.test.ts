@@ -102,6 +102,35 @@ describe('tracing', () => {
     assert.ok(BigInt(inv.startTimeUnixNano) < BigInt(pay.startTimeUnixNano), 'stock is reserved before the wallet is charged');
   });
 
+  test('concurrent orders keep their traces apart: every saga step sits in the trace of its own order, under its request, and each trace has one root', async () => {
+    // The trace context travels explicitly (no AsyncLocalStorage): a context leaking from one
+    // request into another would put one order's saga spans into another order's trace.
+    const users = await Promise.all(Array.from({ length: 4 }, () => newUser(gw)));
+    const placed = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => placeOrder(gw, (users[i % users.length] as (typeof users)[number]).auth, [{ productId: `p-000${1 + (i % 6)}`, quantity: 1 }])),
+    );
+    for (const r of placed) {
+      assert.equal(r.status, 201);
+      const traceId = traceIdOf(r.headers.get('traceparent')) as string;
+      const orderId = (r.body as { id: string }).id;
+      const spans = (await traceWith(traceId, ['gateway', 'order'])) as Array<Span & { attributes?: Record<string, unknown> }>;
+      const sagaSpans = spans.filter((s) => s.name.startsWith('saga place-order '));
+      await pollUntil(`all saga steps of ${orderId} in its trace`, async () => {
+        const all = (await http<{ spans: Array<Span & { attributes?: Record<string, unknown> }> }>(`${sys.controlUrl}/api/traces/${traceId}`)).body.spans;
+        const steps = all.filter((s) => s.name.startsWith('saga place-order '));
+        sagaSpans.splice(0, sagaSpans.length, ...steps);
+        return steps.length >= 4 ? true : null;
+      }, 15_000, 200);
+      for (const s of sagaSpans) assert.equal(s.attributes?.['saga.id'], orderId, `${s.name} in the trace of order ${orderId} belongs to it`);
+      const orderServer = spans.find((s) => s.service === 'order' && s.kind === 'SERVER');
+      assert.ok(orderServer);
+      const all = (await http<{ spans: Span[] }>(`${sys.controlUrl}/api/traces/${traceId}`)).body.spans;
+      const roots = all.filter((s) => !s.parentSpanId || !all.some((p) => p.spanId === s.parentSpanId));
+      assert.equal(roots.length, 1, `one root in the trace of order ${orderId}: ${roots.map((s) => `${s.service} ${s.name}`).join(', ')}`);
+      for (const s of sagaSpans) assert.ok(ancestry(all, s).some((a) => a.spanId === orderServer.spanId), `${s.name} runs under the order request`);
+    }
+  });
+
   test('a request arriving with B3 headers continues that trace, and the answer carries its traceparent', async () => {
     const traceId = randomUUID().replace(/-/g, '');
     const spanId = randomUUID().replace(/-/g, '').slice(0, 16);

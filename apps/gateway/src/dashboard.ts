@@ -4,7 +4,7 @@
  * falls back to its last good value (or empty) and is named in `degraded`.
  */
 import { type Breaker, type BreakerPolicy, admit, newBreaker, onFailure, onSuccess, validBreakerPolicy } from '@concord/core';
-import type { MeshClient } from '@concord/platform';
+import type { MeshClient, TraceContext } from '@concord/platform';
 
 export type Part = 'user' | 'recentOrders' | 'wallet' | 'points' | 'recommendations';
 
@@ -77,7 +77,7 @@ export class Dashboard {
     return this.breakers.get(service) ?? newBreaker();
   }
 
-  async build(userId: string, headers: Record<string, string>): Promise<{ status: number; body: Record<string, unknown> }> {
+  async build(userId: string, headers: Record<string, string>, trace?: TraceContext | null): Promise<{ status: number; body: Record<string, unknown> }> {
     // One deadline for the whole answer. A part still running when it fires is answered with
     // its fallback and counted as a failure of its upstream right then, whatever the call was
     // waiting on (the mesh is also told to give up, through the signal).
@@ -91,7 +91,7 @@ export class Dashboard {
     });
     let results: PartResult[];
     try {
-      results = await Promise.all(PARTS.map((p) => this.fetchPart(p, userId, headers, abort.signal, expired)));
+      results = await Promise.all(PARTS.map((p) => this.fetchPart(p, userId, headers, abort.signal, expired, trace)));
     } finally {
       clearTimeout(timer);
       if (!abort.signal.aborted) abort.abort();
@@ -143,7 +143,7 @@ export class Dashboard {
     if (after.state === 'OPEN' && before.state !== 'OPEN') s.opened++;
   }
 
-  private fetchPart(p: PartSpec, userId: string, headers: Record<string, string>, signal: AbortSignal, expired: Promise<void>): Promise<PartResult> {
+  private fetchPart(p: PartSpec, userId: string, headers: Record<string, string>, signal: AbortSignal, expired: Promise<void>, trace?: TraceContext | null): Promise<PartResult> {
     const a = admit(this.policy, this.breakerOf(p.service), this.now());
     this.breakers.set(p.service, a.breaker);
     if (!a.allowed) {
@@ -164,7 +164,7 @@ export class Dashboard {
         // The deadline is the signal's job. The mesh's own timeout is kept well above it: undici
         // starts a header timer early on a connection that replaced an aborted one, so a timeout
         // equal to the deadline fires before it after every hung call.
-        const r = await this.mesh.request(p.service, { path: p.path(userId), headers, signal, timeoutMs: 2 * this.deadlineMs });
+        const r = await this.mesh.request(p.service, { path: p.path(userId), headers, signal, timeoutMs: 2 * this.deadlineMs, trace });
         if (r.status === 200) {
           const value = p.pick(r.body);
           if (value === undefined) throw new Error(`${p.service} answered without the ${p.part} field`);

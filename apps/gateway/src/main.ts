@@ -200,6 +200,7 @@ runService({
           body: req.body as Buffer | undefined,
           raw: true,
           timeoutMs: route.timeoutMs ?? config.upstreamTimeoutMs,
+          trace: req.trace?.ctx,
         });
       } catch (err) {
         throw upstreamProblem(route.service, err);
@@ -224,7 +225,7 @@ runService({
         await limit(req, reply, 'user', me);
         const headers: Record<string, string> = { 'x-request-id': req.id, traceparent: req.traceparent };
         if (typeof req.headers.authorization === 'string') headers.authorization = req.headers.authorization;
-        const out = await dashboard.build(req.params.userId, headers);
+        const out = await dashboard.build(req.params.userId, headers, req.trace?.ctx);
         if (out.status === 404) throw new HttpError(404, 'not-found', 'no such user');
         if (out.status !== 200) throw new HttpError(503, 'dashboard-unavailable', 'the user service is unavailable and nothing is cached', { degraded: out.body.degraded }, { 'retry-after': '1' });
         return out.body;

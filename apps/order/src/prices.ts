@@ -2,7 +2,7 @@
  * Product prices for pricing new orders, fetched from inventory and cached briefly (prices
  * change rarely; a miss or an expired entry asks again). Bounded in size.
  */
-import { type MeshClient, UpstreamError } from '@concord/platform';
+import { type MeshClient, type TraceContext, UpstreamError } from '@concord/platform';
 
 const TTL_MS = 5000;
 const MAX_ENTRIES = 50_000;
@@ -12,8 +12,8 @@ export class PriceCache {
 
   constructor(private readonly mesh: MeshClient) {}
 
-  /** Prices of the known products among `ids` (unknown ones are absent). */
-  async get(ids: string[]): Promise<Map<string, number>> {
+  /** Prices of the known products among `ids` (unknown ones are absent); a lookup continues `trace`. */
+  async get(ids: string[], trace?: TraceContext | null): Promise<Map<string, number>> {
     const now = Date.now();
     const out = new Map<string, number>();
     const missing: string[] = [];
@@ -26,6 +26,7 @@ export class PriceCache {
     const r = await this.mesh.request<{ items: Array<{ id: string; price: number }> }>('inventory', {
       path: `/internal/products?ids=${missing.map(encodeURIComponent).join(',')}`,
       timeoutMs: 2000,
+      trace,
     });
     if (r.status !== 200) throw new UpstreamError('inventory', 'reset', `inventory answered ${r.status} to a price lookup`);
     const found = new Map(r.body.items.map((p) => [p.id, p.price]));

@@ -137,7 +137,7 @@ export async function orderRoutes(ctx: ServiceContext<Config>): Promise<void> {
 
     let priced: Map<string, number>;
     try {
-      priced = await prices.get(req.body.items.map((i) => i.productId));
+      priced = await prices.get(req.body.items.map((i) => i.productId), req.trace?.ctx);
     } catch (err) {
       if (err instanceof UpstreamError) throw new HttpError(503, 'inventory-unavailable', 'the product catalogue cannot be reached; nothing was written, retry later', {}, { 'retry-after': '1' });
       throw err;
@@ -153,21 +153,21 @@ export async function orderRoutes(ctx: ServiceContext<Config>): Promise<void> {
       if (c.kind === 'replay') return c;
       await insertOrder(trx, orderId, me.userId, lines, total, now);
       const data: PlaceOrderData = { orderId, userId: me.userId, items: lines, total };
-      await sagas.create(trx, 'place-order', orderId, data);
+      await sagas.create(trx, 'place-order', orderId, data, req.trace?.ctx);
       return c;
-    });
+    }, req.trace?.ctx);
     if (claim.kind === 'replay') {
       const existing = await loadOrder(claim.resourceId);
       if (!existing) throw new HttpError(500, 'internal', 'an idempotency key points to a missing order');
       reply.header('idempotent-replayed', 'true');
       return answer(reply, existing);
     }
-    sagas.start(orderId);
+    sagas.start(orderId, req.trace?.ctx);
     if (waitS > 0) await sagas.waitFor(orderId, waitS * 1000);
     const order = (await loadOrder(orderId)) as Order;
     const body = answer(reply, order);
     const status = reply.statusCode;
-    await store.group((trx) => completeKey(trx, me.userId, key, status, { orderId }));
+    await store.group((trx) => completeKey(trx, me.userId, key, status, { orderId }), req.trace?.ctx);
     return body;
   });
 
@@ -248,11 +248,11 @@ export async function orderRoutes(ctx: ServiceContext<Config>): Promise<void> {
       const order = (await loadOrdersIn(t, orderId)) as Order;
       await t.updateTable('orders').set({ cancel_requested_at: new Date().toISOString() }).where('id', '=', orderId).execute();
       const data: CancelOrderData = { orderId, userId: order.userId, items: order.items, total: order.total, by: me.role === 'admin' && me.userId !== order.userId ? 'admin' : 'user' };
-      await sagas.create(trx, 'cancel-order', sagaId, data);
+      await sagas.create(trx, 'cancel-order', sagaId, data, req.trace?.ctx);
       return 'started' as const;
-    });
+    }, req.trace?.ctx);
     if (outcome === 'started' || outcome === 'running') {
-      sagas.start(sagaId);
+      sagas.start(sagaId, req.trace?.ctx);
       if (waitS > 0) await sagas.waitFor(sagaId, waitS * 1000);
     }
     const order = (await loadOrder(orderId)) as Order;

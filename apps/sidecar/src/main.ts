@@ -246,16 +246,15 @@ async function forwardOutbound(meshClient: MeshClient, telemetry: Telemetry, req
     }
     // The app's trace (if it sent traceparent or B3) continues in the mesh client's span.
     const parent = telemetry.extract(req.headers);
-    const r = await telemetry.with(parent, () =>
-      meshClient.request<Buffer>(target.service, {
-        method: method as 'GET',
-        path: target.path,
-        headers,
-        body: body.length > 0 ? body : undefined,
-        raw: true,
-        deadlineMs,
-      }),
-    );
+    const r = await meshClient.request<Buffer>(target.service, {
+      method: method as 'GET',
+      path: target.path,
+      headers,
+      body: body.length > 0 ? body : undefined,
+      raw: true,
+      deadlineMs,
+      trace: parent,
+    });
     const out: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(r.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
     out['content-length'] = String(r.body.length);

@@ -11,6 +11,7 @@ import {
   OutboxRelay,
   type Store,
   TokenVerifier,
+  type TraceContext,
   badRequest,
   durationVar,
   enqueue,
@@ -43,13 +44,13 @@ interface UserRow {
 }
 const publicUser = (u: UserRow) => ({ id: u.id, email: u.email, name: u.name, role: u.role });
 
-async function insertUser(store: Store<UserDb>, row: UserDb['users']): Promise<boolean> {
+async function insertUser(store: Store<UserDb>, row: UserDb['users'], trace?: TraceContext | null): Promise<boolean> {
   try {
     await store.tx(async (trx) => {
       await (trx as Kysely<UserDb>).insertInto('users').values(row).execute();
       // The wallet is created through the outbox: it survives a payment outage or a crash.
       await enqueue(trx, { id: `wallet:${row.id}`, destination: 'payment', path: '/internal/wallets', body: { userId: row.id } });
-    });
+    }, trace);
     return true;
   } catch (err) {
     if (isUniqueViolation(err)) return false;
@@ -90,7 +91,7 @@ runService({
       const name = req.body.name.trim();
       if (!name) throw badRequest([{ path: '/body/name', message: 'must not be blank' }]);
       const row = { id: randomUUID(), email, name, password_hash: await hashPassword(req.body.password, config.scryptLogN), role: 'user', created_at: new Date().toISOString() };
-      if (!(await insertUser(store, row))) throw new HttpError(409, 'email-taken', 'an account with this email already exists');
+      if (!(await insertUser(store, row, req.trace?.ctx))) throw new HttpError(409, 'email-taken', 'an account with this email already exists');
       relay.kick();
       reply.code(201).header('location', `/api/users/${row.id}`);
       return { id: row.id, email, name };

@@ -83,39 +83,39 @@ export function placeOrderSaga(p: Participants, tuning: SagaTuning): SagaType<Pl
         name: 'reserve-stock',
         kind: 'compensatable',
         timeoutMs: STEP_TIMEOUT_MS,
-        run: async ({ data }) => {
+        run: async ({ data, trace }) => {
           await batchedStepCall(p.inventory, 'inventory', {
             op: 'reserve',
             reservationId: data.orderId,
             orderId: data.orderId,
             items: data.items.map((i) => ({ productId: i.productId, quantity: i.quantity })),
-          });
+          }, trace);
         },
-        undo: async ({ data }) => {
-          await batchedStepCall(p.inventory, 'inventory', { op: 'release', reservationId: data.orderId });
+        undo: async ({ data, trace }) => {
+          await batchedStepCall(p.inventory, 'inventory', { op: 'release', reservationId: data.orderId }, trace);
         },
       },
       {
         name: 'charge-wallet',
         kind: 'compensatable',
         timeoutMs: STEP_TIMEOUT_MS,
-        run: async ({ data }) => {
-          await batchedStepCall(p.payment, 'payment', { op: 'charge', chargeId: data.orderId, userId: data.userId, orderId: data.orderId, amount: data.total });
+        run: async ({ data, trace }) => {
+          await batchedStepCall(p.payment, 'payment', { op: 'charge', chargeId: data.orderId, userId: data.userId, orderId: data.orderId, amount: data.total }, trace);
         },
-        undo: async ({ data, key }) => {
-          await batchedStepCall(p.payment, 'payment', { op: 'refund', chargeId: data.orderId, refundId: key });
+        undo: async ({ data, key, trace }) => {
+          await batchedStepCall(p.payment, 'payment', { op: 'refund', chargeId: data.orderId, refundId: key }, trace);
         },
       },
       {
         name: 'confirm-reservation',
         kind: 'compensatable',
         timeoutMs: STEP_TIMEOUT_MS,
-        run: async ({ data }) => {
-          await batchedStepCall(p.inventory, 'inventory', { op: 'confirm', reservationId: data.orderId });
+        run: async ({ data, trace }) => {
+          await batchedStepCall(p.inventory, 'inventory', { op: 'confirm', reservationId: data.orderId }, trace);
         },
-        undo: async ({ data }) => {
+        undo: async ({ data, trace }) => {
           // Only reached when a later compensatable step fails: put the sold units back.
-          const r = await p.inventory.call({ op: 'restock', reservationId: data.orderId });
+          const r = await p.inventory.call({ op: 'restock', reservationId: data.orderId }, trace);
           // Never confirmed (still reserved or already released): nothing to restock here; release undoes it.
           if (r.status === 409) return;
           if (r.status < 200 || r.status >= 300) throw new Error(`inventory answered ${r.status} to restock`);
@@ -133,8 +133,8 @@ export function placeOrderSaga(p: Participants, tuning: SagaTuning): SagaType<Pl
         name: 'award-points',
         kind: 'retriable',
         timeoutMs: STEP_TIMEOUT_MS,
-        run: async ({ data, key }) => {
-          await batchedStepCall(p.points, 'points', { op: 'award', key, userId: data.userId, orderId: data.orderId, points: pointsFor(data.total) });
+        run: async ({ data, key, trace }) => {
+          await batchedStepCall(p.points, 'points', { op: 'award', key, userId: data.userId, orderId: data.orderId, points: pointsFor(data.total) }, trace);
         },
       },
     ],
@@ -151,24 +151,24 @@ export function cancelOrderSaga(p: Participants, tuning: SagaTuning): SagaType<C
         name: 'refund-wallet',
         kind: 'retriable',
         timeoutMs: STEP_TIMEOUT_MS,
-        run: async ({ data, key }) => {
-          await batchedStepCall(p.payment, 'payment', { op: 'refund', chargeId: data.orderId, refundId: key });
+        run: async ({ data, key, trace }) => {
+          await batchedStepCall(p.payment, 'payment', { op: 'refund', chargeId: data.orderId, refundId: key }, trace);
         },
       },
       {
         name: 'restock',
         kind: 'retriable',
         timeoutMs: STEP_TIMEOUT_MS,
-        run: async ({ data }) => {
-          await batchedStepCall(p.inventory, 'inventory', { op: 'restock', reservationId: data.orderId });
+        run: async ({ data, trace }) => {
+          await batchedStepCall(p.inventory, 'inventory', { op: 'restock', reservationId: data.orderId }, trace);
         },
       },
       {
         name: 'revoke-points',
         kind: 'retriable',
         timeoutMs: STEP_TIMEOUT_MS,
-        run: async ({ data, key }) => {
-          await batchedStepCall(p.points, 'points', { op: 'revoke', key, userId: data.userId, orderId: data.orderId, points: pointsFor(data.total) });
+        run: async ({ data, key, trace }) => {
+          await batchedStepCall(p.points, 'points', { op: 'revoke', key, userId: data.userId, orderId: data.orderId, points: pointsFor(data.total) }, trace);
         },
       },
       {

@@ -14,6 +14,7 @@ import { toProblem } from '../service-kit/server.js';
 import { problem } from '../service-kit/problem.js';
 import { compileValidator, fieldErrors } from '../service-kit/validation.js';
 import { type Store, rawSql } from '../store/store.js';
+import type { TraceContext } from '../telemetry/tracing.js';
 
 export interface ItemResult {
   status: number;
@@ -67,7 +68,7 @@ export function batchRoute<DB, I>(
             results.push({ status: p.status, body: p });
           }
         }
-      });
+      }, req.trace?.ctx);
       return { results };
     },
   );
@@ -75,6 +76,7 @@ export function batchRoute<DB, I>(
 
 interface Pending {
   item: unknown;
+  trace: TraceContext | null;
   resolve: (r: ItemResult) => void;
   reject: (e: unknown) => void;
 }
@@ -89,9 +91,10 @@ export class Batcher<I> {
     private readonly target: { service: string; path: string; timeoutMs?: number; maxItems?: number },
   ) {}
 
-  call(item: I): Promise<ItemResult> {
+  /** `trace`: the caller's trace context; the batch request continues the first traced item's. */
+  call(item: I, trace: TraceContext | null = null): Promise<ItemResult> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ item, resolve, reject });
+      this.queue.push({ item, trace, resolve, reject });
       if (this.queue.length >= (this.target.maxItems ?? 128)) void this.flush();
       else if (!this.scheduled) {
         this.scheduled = true;
@@ -109,7 +112,8 @@ export class Batcher<I> {
     }
     if (batch.length === 0) return;
     try {
-      const call: CallOptions = { method: 'POST', path: this.target.path, body: { items: batch.map((p) => p.item) }, timeoutMs: this.target.timeoutMs ?? 5000 };
+      const trace = batch.find((p) => p.trace)?.trace ?? null;
+      const call: CallOptions = { method: 'POST', path: this.target.path, body: { items: batch.map((p) => p.item) }, timeoutMs: this.target.timeoutMs ?? 5000, trace };
       const r = await this.mesh.request<{ results?: ItemResult[] }>(this.target.service, call);
       const results = r.body?.results;
       if (r.status !== 200 || !Array.isArray(results) || results.length !== batch.length) {

@@ -24,7 +24,7 @@ import type { Instance, RegistryClient, ServiceWatch } from '../registry-client/
 import type { Logger } from '../service-kit/logger.js';
 import type { Metrics, RequestLabels } from '../telemetry/metrics.js';
 import { serviceFqdn } from '../telemetry/metrics.js';
-import type { Telemetry } from '../telemetry/tracing.js';
+import type { Telemetry, TraceContext } from '../telemetry/tracing.js';
 import { spiffeOfCert } from '../tls/ca.js';
 import type { IdentityMaterial, WorkloadIdentity } from '../tls/identity.js';
 import type { MeshConfigClient } from './config-client.js';
@@ -42,6 +42,8 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Return the body as a Buffer and send `body` unchanged (proxying). */
   raw?: boolean;
+  /** The trace context to continue (a request's `req.trace.ctx`, a saga step's `trace`); else the active one. */
+  trace?: TraceContext | null;
 }
 
 export interface CallResult<T = unknown> {
@@ -229,6 +231,8 @@ export class MeshClient {
   }
 
   async request<T = unknown>(service: string, call: CallOptions): Promise<CallResult<T>> {
+    // Read before the first await: the active context is only there in the synchronous part.
+    const parent = this.opts.telemetry?.enabled ? this.opts.telemetry.parentOf(call.trace) : null;
     const cfg = this.config();
     const method = call.method ?? (call.body === undefined ? 'GET' : 'POST');
     const baseHeaders = lowerCased(call.headers);
@@ -273,6 +277,7 @@ export class MeshClient {
       headers,
       wire: this.wire(headers),
       body,
+      parent,
     };
     const responseOps = [picked?.headers?.response, route?.headers?.response];
     let retrying = false;
@@ -422,7 +427,7 @@ export class MeshClient {
     const span = tel?.enabled
       ? tel.start(
           method === 'GET' ? cluster.spanName : `${method} ${cluster.host}`,
-          null,
+          c.parent,
           SpanKind.CLIENT,
           // Each attribute costs about a microsecond and a half per span (measured): the path is in
           // the server's span, and the try number only matters on retries.
@@ -734,6 +739,8 @@ interface CallState {
   /** `headers` as a flat array, for the wire (see MeshClient.wire). */
   wire: string[];
   body: string | Buffer | undefined;
+  /** The trace context the tries' client spans continue (null when tracing is off). */
+  parent: TraceContext | null;
 }
 
 interface AttemptResult {

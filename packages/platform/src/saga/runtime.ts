@@ -17,7 +17,7 @@ import type { Logger } from '../service-kit/logger.js';
 import { type Store, compiledQuery } from '../store/store.js';
 import { SpanKind, trace } from '@opentelemetry/api';
 import type { Metrics } from '../telemetry/metrics.js';
-import { SpanStatusCode, type Telemetry } from '../telemetry/tracing.js';
+import { SpanStatusCode, type Telemetry, type TraceContext } from '../telemetry/tracing.js';
 import type { SagaTables } from './schema.js';
 
 type SagaState = machine.SagaState;
@@ -42,6 +42,8 @@ export interface StepContext<D> {
   data: D;
   failure: machine.SagaFailure | null;
   signal: AbortSignal;
+  /** The step's trace context: pass it to the calls the step makes (null when tracing is off). */
+  trace: TraceContext | null;
 }
 
 export interface StepHandlers<D> {
@@ -159,14 +161,18 @@ export class SagaRuntime {
     this.types.set(type.type, { type, def });
   }
 
-  /** Creates a saga inside the caller's transaction. Call `start(id)` after the commit. */
-  async create(trx: Kysely<any>, type: string, id: string, data: unknown): Promise<void> {
+  /**
+   * Creates a saga inside the caller's transaction. Call `start(id, traceCtx)` after the
+   * commit. `traceCtx`: the request that starts it (else the active context); the saga keeps
+   * it, so a saga resumed elsewhere continues the same trace.
+   */
+  async create(trx: Kysely<any>, type: string, id: string, data: unknown, traceCtx?: TraceContext | null): Promise<void> {
     if (!this.types.has(type)) throw new Error(`unknown saga type ${type}`);
     const s = machine.initialState();
     const now = this.iso();
     // The trace of the request that starts the saga, so a resumed saga continues it.
     const t = this.opts.telemetry;
-    if (t?.enabled) data = { ...(data as object), __trace: t.inject(t.active(), {}) };
+    if (t?.enabled) data = { ...(data as object), __trace: t.inject(t.parentOf(traceCtx), {}) };
     await (trx as Kysely<SagaTables>)
       .insertInto('sagas')
       .values({
@@ -188,10 +194,13 @@ export class SagaRuntime {
     await (trx as Kysely<SagaTables>).insertInto('saga_log').values({ saga_id: id, seq: nextSeq(), step: '', phase: 'forward', event: 'created', attempt: 0, detail: null, at: now }).execute();
   }
 
-  /** Drives a saga owned by this instance (no-op if it is already running here). */
-  start(id: string): void {
+  /**
+   * Drives a saga owned by this instance (no-op if it is already running here). `traceCtx`:
+   * the trace to continue; without one the saga continues the trace it was created under.
+   */
+  start(id: string, traceCtx: TraceContext | null = null): void {
     if (this.closing || this.active.has(id)) return;
-    const p = this.drive(id)
+    const p = this.drive(id, traceCtx)
       .catch((err) => {
         if (!(err instanceof LostOwnership)) this.opts.log.error({ err, sagaId: id }, 'saga driver failed; the lease will hand it to a recovery pass');
       })
@@ -291,19 +300,19 @@ export class SagaRuntime {
     return claimed;
   }
 
-  private async drive(id: string): Promise<void> {
+  private async drive(id: string, traceCtx: TraceContext | null): Promise<void> {
     const row = await this.db.selectFrom('sagas').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row) throw new Error(`saga ${id} not found`);
     const t = this.opts.telemetry;
-    if (t?.enabled && !trace.getSpanContext(t.active())) {
-      // Resumed by recovery: continue the trace of the request that started it.
-      const carrier = (JSON.parse(row.data) as { __trace?: Record<string, string> }).__trace;
-      if (carrier) return t.with(t.extract(carrier), () => this.loop(row));
-    }
-    return this.loop(row);
+    if (!t?.enabled) return this.loop(row, null);
+    if (traceCtx && trace.getSpanContext(traceCtx)) return this.loop(row, traceCtx);
+    // Resumed (recovery, a retry): continue the trace of the request that started it.
+    const carrier = (JSON.parse(row.data) as { __trace?: Record<string, string> }).__trace;
+    return this.loop(row, carrier ? t.extract(carrier) : null);
   }
 
-  private async loop(row: SagaTables['sagas']): Promise<void> {
+  /** `traceCtx`: the trace the steps' spans join (null: untraced, or tracing off). */
+  private async loop(row: SagaTables['sagas'], traceCtx: TraceContext | null): Promise<void> {
     const id = row.id;
     const reg = this.types.get(row.type);
     if (!reg) throw new Error(`saga ${id} has unknown type ${row.type}`);
@@ -363,6 +372,7 @@ export class SagaRuntime {
         data,
         failure: state.failure,
         signal: AbortSignal.timeout(handlers.timeoutMs ?? this.opts.defaultStepTimeoutMs ?? 5000),
+        trace: traceCtx,
       };
       const attemptState = state;
       // Assigned inside runStep (a closure), hence the widening casts.
@@ -381,7 +391,7 @@ export class SagaRuntime {
               }
               const t = machine.apply(reg.def, attemptState, { type: 'ok' }, random);
               await record(trx as Kysely<SagaTables>, t, { step: cmd.name, phase: cmd.phase, event: 'succeeded', attempt: cmd.attempt, detail: null });
-            });
+            }, ctx.trace);
             recorded = true;
           } catch (err) {
             if (err instanceof LostOwnership) throw err;
@@ -402,14 +412,21 @@ export class SagaRuntime {
           outcome = toOutcome(err);
         }
       };
-      if (tel?.enabled) {
-        await tel.inSpan(`saga ${row.type} ${compensating ? 'undo ' : ''}${cmd.name}`, SpanKind.INTERNAL, async (span) => {
-          await runStep();
-          span.setAttribute('saga.id', id);
-          span.setAttribute('saga.attempt', cmd.attempt);
-          span.setAttribute('saga.outcome', outcome.type);
-          if (outcome.type !== 'ok') span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.error.slice(0, 200) });
-        });
+      if (tel?.enabled && traceCtx) {
+        await tel.inSpan(
+          `saga ${row.type} ${compensating ? 'undo ' : ''}${cmd.name}`,
+          SpanKind.INTERNAL,
+          async (span, stepCtx) => {
+            ctx.trace = stepCtx;
+            await runStep();
+            span.setAttribute('saga.id', id);
+            span.setAttribute('saga.attempt', cmd.attempt);
+            span.setAttribute('saga.outcome', outcome.type);
+            if (outcome.type !== 'ok') span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.error.slice(0, 200) });
+          },
+          {},
+          traceCtx,
+        );
       } else await runStep();
       this.opts.faults?.point(`after:${point}`);
 
@@ -624,7 +641,7 @@ export async function stepCall<T = unknown>(mesh: { request: MeshClient['request
 }
 
 /** A saga step's call through a Batcher (coalesced with other sagas' calls of the same kind). */
-export async function batchedStepCall<T = unknown>(batcher: Batcher<unknown>, service: string, item: unknown): Promise<T> {
-  const r = await batcher.call(item);
+export async function batchedStepCall<T = unknown>(batcher: Batcher<unknown>, service: string, item: unknown, traceCtx: TraceContext | null = null): Promise<T> {
+  const r = await batcher.call(item, traceCtx);
   return stepResult<T>(service, r.status, r.body);
 }

@@ -204,7 +204,17 @@ export function buildApp(opts: {
 
   // A mirror of the routes, so an unmatched method can answer 405 with Allow.
   const routes = FindMyWay({ ignoreTrailingSlash: false });
+  const { telemetry, metrics, workload, authorize } = opts;
   app.addHook('onRoute', (route) => {
+    // A handler starts with its request's trace context active (until its first await), so
+    // what it does at once (open a transaction, call out) continues the request's trace.
+    if (telemetry?.enabled) {
+      const handler = route.handler;
+      route.handler = function traced(this: FastifyInstance, req, reply) {
+        const t = req.trace;
+        return t ? telemetry.with(t.ctx, () => handler.call(this, req, reply)) : handler.call(this, req, reply);
+      };
+    }
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     for (const m of methods) {
       if (m === 'HEAD') continue;
@@ -216,7 +226,6 @@ export function buildApp(opts: {
     }
   });
 
-  const { telemetry, metrics, workload, authorize } = opts;
   app.addHook('onRequest', (req, reply, done) => {
     reply.header('x-request-id', req.id);
     reply.header('x-served-by', opts.servedBy);
@@ -254,8 +263,8 @@ export function buildApp(opts: {
       if (tp) reply.header('traceparent', tp);
       const ids = idsOf(ctx);
       if (ids) req.log = req.log.child(ids);
-      // The rest of the request (handler, outbound calls, transactions) runs with this span active.
-      telemetry.with(ctx, done);
+      // The handler finds the context in req.trace (and active at its start, see onRoute).
+      done();
       return;
     }
     done();

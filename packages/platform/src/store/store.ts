@@ -35,7 +35,7 @@ export function compiledQuery(text: string, parameters: readonly unknown[]): Com
 }
 import { SpanKind, trace } from '@opentelemetry/api';
 import type { Logger } from '../service-kit/logger.js';
-import type { Telemetry } from '../telemetry/tracing.js';
+import { ROOT_CONTEXT, type Telemetry, type TraceContext } from '../telemetry/tracing.js';
 
 export type DialectName = 'sqlite' | 'postgres' | 'mysql';
 
@@ -73,18 +73,20 @@ export class Store<DB> {
     return store;
   }
 
-  private groupQueue: Array<{ fn: (trx: Kysely<DB>) => Promise<unknown>; resolve: (v: unknown) => void; reject: (e: unknown) => void }> = [];
+  private groupQueue: Array<{ fn: (trx: Kysely<DB>) => Promise<unknown>; trace: TraceContext | null; resolve: (v: unknown) => void; reject: (e: unknown) => void }> = [];
   private groupScheduled = false;
 
   /**
    * Group commit: runs `fn` in a transaction shared with the other `group` calls made in the
    * same tick (up to `MAX_GROUP`), each inside its own savepoint, so one failing `fn` rolls back
    * only itself. Resolves after the shared COMMIT — durability is the same as `tx`, at a fraction
-   * of the per-transaction cost under load.
+   * of the per-transaction cost under load. The shared transaction's span continues the trace of
+   * the first caller that gives one (`traceCtx`, else its active context).
    */
-  group<T>(fn: (trx: Kysely<DB>) => Promise<T>): Promise<T> {
+  group<T>(fn: (trx: Kysely<DB>) => Promise<T>, traceCtx?: TraceContext | null): Promise<T> {
+    const parent = this.telemetry?.enabled ? this.telemetry.parentOf(traceCtx) : null;
     return new Promise<T>((resolve, reject) => {
-      this.groupQueue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      this.groupQueue.push({ fn, trace: parent, resolve: resolve as (v: unknown) => void, reject });
       if (!this.groupScheduled) {
         this.groupScheduled = true;
         setImmediate(() => void this.flushGroup());
@@ -101,6 +103,7 @@ export class Store<DB> {
     }
     if (batch.length === 0) return;
     const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    const traced = this.telemetry?.enabled ? batch.find((item) => item.trace && trace.getSpanContext(item.trace)) : undefined;
     try {
       await this.tx(async (trx) => {
         for (const item of batch) {
@@ -119,7 +122,7 @@ export class Store<DB> {
             outcomes.push({ ok: false, error });
           }
         }
-      });
+      }, traced?.trace ?? ROOT_CONTEXT);
     } catch (error) {
       // The shared transaction failed (a lone fn failing, or the commit itself): everyone learns it.
       for (const item of batch) item.reject(error);
@@ -146,14 +149,18 @@ export class Store<DB> {
   }
 
   /**
-   * Runs `fn` in a write transaction. Keep it free of network calls: the write lock is held
+   * Runs `fn` in a write transaction, a `db.transaction` span under `traceCtx` (else the
+   * active context) when that is traced. Keep it free of network calls: the write lock is held
    * for its whole duration.
    */
-  async tx<T>(fn: (trx: Kysely<DB>) => Promise<T>): Promise<T> {
+  async tx<T>(fn: (trx: Kysely<DB>) => Promise<T>, traceCtx?: TraceContext | null): Promise<T> {
     // A span only under a traced operation: background work (sweepers, relays, group commits
     // flushed outside any request) would otherwise start a one-span trace per transaction.
     const t = this.telemetry;
-    if (t?.enabled && trace.getSpanContext(t.active())) return t.inSpan('db.transaction', SpanKind.INTERNAL, () => this.rawTx(fn), { 'db.system': this.dialect });
+    if (t?.enabled) {
+      const parent = t.parentOf(traceCtx);
+      if (trace.getSpanContext(parent)) return t.inSpan('db.transaction', SpanKind.INTERNAL, () => this.rawTx(fn), { 'db.system': this.dialect }, parent);
+    }
     return this.rawTx(fn);
   }
 

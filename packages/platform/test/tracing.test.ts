@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { SpanKind, trace } from '@opentelemetry/api';
+import { pino } from 'pino';
+import { ROOT_CONTEXT, Telemetry, type TraceContext } from '../src/telemetry/tracing.js';
+
+// Spans are exported to a port nobody listens on; nothing here waits for an export.
+const env = { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://127.0.0.1:9/v1/traces' };
+const log = pino({ level: 'silent' });
+
+function telemetry(enabled: boolean): Telemetry {
+  return new Telemetry({ service: 'unit', version: 'v1', instanceId: 'unit-1', controlUrl: 'http://127.0.0.1:9', env, log, enabled });
+}
+
+const spanIdOf = (ctx: TraceContext) => trace.getSpanContext(ctx)?.spanId;
+const parentIdOf = (span: unknown) => (span as { parentSpanContext?: { spanId: string } }).parentSpanContext?.spanId;
+
+test('with() makes a context active for the synchronous part of its function only, and restores the outer one', async () => {
+  const t = telemetry(true);
+  const outer = t.start('outer', ROOT_CONTEXT, SpanKind.SERVER).ctx;
+  const inner = t.start('inner', outer, SpanKind.INTERNAL).ctx;
+  let seenBeforeAwait: TraceContext | null = null;
+  let seenAfterAwait: TraceContext | null = null;
+  let seenNested: TraceContext | null = null;
+  const pending = t.with(outer, async () => {
+    t.with(inner, () => {
+      seenNested = t.active();
+    });
+    seenBeforeAwait = t.active();
+    await Promise.resolve();
+    seenAfterAwait = t.active();
+  });
+  assert.equal(t.active(), ROOT_CONTEXT, 'nothing stays active once with() returned');
+  await pending;
+  assert.equal(seenNested, inner);
+  assert.equal(seenBeforeAwait, outer, 'the outer context is back after a nested with()');
+  assert.equal(seenAfterAwait, ROOT_CONTEXT, 'after an await the context must travel explicitly');
+});
+
+test('with() restores the outer context when its function throws', () => {
+  const t = telemetry(true);
+  const ctx = t.start('s', ROOT_CONTEXT, SpanKind.INTERNAL).ctx;
+  assert.throws(() =>
+    t.with(ctx, () => {
+      throw new Error('boom');
+    }),
+  );
+  assert.equal(t.active(), ROOT_CONTEXT);
+});
+
+test('an explicit parent wins over the active context; without one the active context is the parent', () => {
+  const t = telemetry(true);
+  const a = t.start('a', ROOT_CONTEXT, SpanKind.SERVER).ctx;
+  const b = t.start('b', ROOT_CONTEXT, SpanKind.SERVER).ctx;
+  t.with(a, () => {
+    const explicit = t.start('child of b', b, SpanKind.CLIENT);
+    assert.equal(parentIdOf(explicit.span), spanIdOf(b));
+    assert.equal(trace.getSpanContext(explicit.ctx)?.traceId, trace.getSpanContext(b)?.traceId);
+    const implicit = t.start('child of a', null, SpanKind.CLIENT);
+    assert.equal(parentIdOf(implicit.span), spanIdOf(a));
+  });
+});
+
+test('inSpan runs its function in a child of the given parent and hands it the child context', async () => {
+  const t = telemetry(true);
+  const parent = t.start('request', ROOT_CONTEXT, SpanKind.SERVER).ctx;
+  let childCtx: TraceContext | null = null;
+  let childParent: string | undefined;
+  await t.inSpan(
+    'step',
+    SpanKind.INTERNAL,
+    async (span, ctx) => {
+      childCtx = ctx;
+      childParent = parentIdOf(span);
+      await Promise.resolve();
+    },
+    {},
+    parent,
+  );
+  assert.equal(childParent, spanIdOf(parent));
+  assert.equal(trace.getSpanContext(childCtx as unknown as TraceContext)?.traceId, trace.getSpanContext(parent)?.traceId);
+  await assert.rejects(t.inSpan('failing', SpanKind.INTERNAL, async () => Promise.reject(new Error('no')), {}, parent), /no/);
+});
+
+test('with tracing off nothing becomes active and spans are not recorded', async () => {
+  const t = telemetry(false);
+  const { span, ctx } = t.start('off', null, SpanKind.SERVER);
+  assert.equal(span.isRecording(), false);
+  t.with(ctx, () => assert.equal(t.active(), ROOT_CONTEXT));
+  assert.equal(await t.inSpan('off', SpanKind.INTERNAL, async () => 7), 7);
+});

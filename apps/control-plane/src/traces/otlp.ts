@@ -32,7 +32,7 @@ function attrs(list: KeyValue[] | undefined): Record<string, string | number | b
   const out: Record<string, string | number | boolean> = {};
   for (const kv of (list ?? []).slice(0, MAX_ATTRIBUTES)) {
     const v = value(kv.value);
-    if (typeof kv.key === 'string' && v !== undefined) out[kv.key.slice(0, 200)] = v;
+    if (typeof kv.key === 'string' && v !== undefined && kv.key !== '__proto__') out[kv.key.slice(0, 200)] = v;
   }
   return out;
 }

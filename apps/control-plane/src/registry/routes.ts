@@ -3,7 +3,7 @@
  */
 import { parseDuration } from '@concord/core';
 import { HttpError, badRequest } from '@concord/platform';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { Catalog, NODE_NAME, type CheckState, type ServiceState } from './catalog.js';
 import type { Registry } from './registry.js';
 import { parseRegistration } from './validate.js';

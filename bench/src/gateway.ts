@@ -19,7 +19,7 @@ import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ROOT, appEntry } from '@concord/cli';
 import autocannon, { type Result } from 'autocannon';
-import { type BenchSystem, OUT_DIR, json, pollUntil, positiveOption, startSystem } from './system.js';
+import { type BenchSystem, OUT_DIR, json, median, pollUntil, positiveOption, startSystem } from './system.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -280,11 +280,6 @@ async function profileGateway(sys: BenchSystem, token: string, rateEnv: Record<s
 function summarize(rows: Measured[], target: string): { reqPerS: number; p50Ms: number; p99Ms: number; rounds: number[] } | null {
   const mine = rows.filter((r) => r.target === target);
   if (mine.length === 0) return null;
-  const median = (xs: number[]) => {
-    const s = [...xs].sort((a, b) => a - b);
-    const mid = Math.floor(s.length / 2);
-    return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-  };
   return {
     // Medians: on a shared machine one disturbed round should not move the result.
     reqPerS: median(mine.map((r) => r.reqPerS)),

@@ -24,7 +24,7 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ROOT, startEmbedded } from '@concord/cli';
-import { OUT_DIR, positiveOption } from './system.js';
+import { OUT_DIR, median, positiveOption } from './system.js';
 import { Histogram } from '@concord/core';
 import {
   BOOTSTRAP_SECRET_PATH,
@@ -138,11 +138,6 @@ async function runRound(target: Arm, durationMs: number, record: boolean): Promi
   }
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length === 0 ? 0 : s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 const fmt = (v: number, digits = 3) => v.toFixed(digits);
 
 async function main(): Promise<void> {

@@ -11,6 +11,13 @@ export function startSystem(opts: { name: string; topology: string; env: Record<
   return startEmbedded({ dir: join(OUT_DIR, opts.name), topology: opts.topology, env: opts.env });
 }
 
+/** The median of `xs` (0 when empty): on a shared machine one disturbed round should not move a result. */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length === 0 ? 0 : s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
 /** A command-line option that must be a positive integer; anything else exits 2 naming it. */
 export function positiveOption(values: Record<string, unknown>, name: string): number {
   const n = Number(values[name]);

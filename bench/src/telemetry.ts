@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { DEFAULT_TOPOLOGY, benchEnv, loadTopology, prepare, runLoad, startEmbedded } from '@concord/cli';
-import { OUT_DIR } from './system.js';
+import { OUT_DIR, median } from './system.js';
 
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 15_000);
 const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 10_000);
@@ -71,12 +71,11 @@ async function main(): Promise<void> {
   // Each round's pair ran back to back, so its ratio is the least disturbed by the shared
   // machine drifting during the run; the median of the pairs resists one disturbed round.
   const pairs = off.map((o, i) => 1 - (on[i] as Sample).ordersPerS / o.ordersPerS);
-  const sorted = [...pairs].sort((a, b) => a - b);
-  const median = sorted.length % 2 ? (sorted[(sorted.length - 1) / 2] as number) : ((sorted[sorted.length / 2 - 1] as number) + (sorted[sorted.length / 2] as number)) / 2;
-  process.stdout.write(`\ncost per round (on vs the off run just before it): ${pairs.map((p) => `${(p * 100).toFixed(1)} %`).join(', ')}; median ${(median * 100).toFixed(1)} %\n`);
+  const medianCost = median(pairs);
+  process.stdout.write(`\ncost per round (on vs the off run just before it): ${pairs.map((p) => `${(p * 100).toFixed(1)} %`).join(', ')}; median ${(medianCost * 100).toFixed(1)} %\n`);
   process.stdout.write(`tracing cost: ${(cost * 100).toFixed(1)} % of throughput (means; target ≤ 10 %): ${cost <= 0.1 ? 'met' : 'NOT met'}\n`);
   mkdirSync(OUT_DIR, { recursive: true });
-  writeFileSync(join(OUT_DIR, 'telemetry.json'), JSON.stringify({ samples, offRate, onRate, cost, costPerRound: pairs, medianCost: median, durationMs: DURATION_MS, rounds: ROUNDS, connections: CONNECTIONS }, null, 2));
+  writeFileSync(join(OUT_DIR, 'telemetry.json'), JSON.stringify({ samples, offRate, onRate, cost, costPerRound: pairs, medianCost, durationMs: DURATION_MS, rounds: ROUNDS, connections: CONNECTIONS }, null, 2));
 }
 
 main().catch((err) => {

@@ -57,7 +57,6 @@ export function batchRoute<DB, I>(
       const now = Date.now();
       const results: ItemResult[] = [];
       const tel = opts.store.telemetry?.enabled ? opts.store.telemetry : null;
-      const traces = tel ? req.body.traces : undefined;
       const batchTraceId = req.trace ? idsOf(req.trace.ctx)?.traceId : undefined;
       await opts.store.tx(async (trx) => {
         const bound = opts.store.bound(trx);
@@ -70,7 +69,7 @@ export function batchRoute<DB, I>(
           await rawSql(trx, 'savepoint concord_item');
           try {
             const run = () => opts.handle(bound, item as I, now);
-            const parent = itemParent(tel, traces?.[i], req.trace?.ctx, batchTraceId);
+            const parent = itemParent(tel, req.body.traces?.[i], req.trace?.ctx, batchTraceId);
             results.push(
               parent
                 ? await (tel as Telemetry).inSpan(`${opts.path} item`, SpanKind.INTERNAL, run, { 'concord.batch.size': req.body.items.length, 'concord.batch.trace_id': batchTraceId ?? '' }, parent)

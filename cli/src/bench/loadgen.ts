@@ -74,6 +74,20 @@ export interface LoadResult {
 }
 
 const MAX_ERROR_SAMPLES = 20;
+/**
+ * The open model's schedule: order k (from 0) is due `k / rate` seconds after the start, so the
+ * first one at once. How many are due `elapsedMs` into the run. (Counting one interval late
+ * would add a whole interval to every latency: 200 ms at 5 orders/s.)
+ */
+export function dueByMs(elapsedMs: number, ratePerS: number): number {
+  return elapsedMs < 0 ? 0 : Math.floor((elapsedMs / 1000) * ratePerS) + 1;
+}
+
+/** When order k is due, in ms after the start; latency is measured from here, not from its send. */
+export function intendedOffsetMs(k: number, ratePerS: number): number {
+  return (k / ratePerS) * 1000;
+}
+
 /** How long one order may keep being retried. */
 const RETRY_BUDGET_MS = 30_000;
 const QUEUE_PER_CONNECTION = 64;
@@ -242,9 +256,9 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     let issued = 0;
     while (performance.now() < end && !o.signal?.aborted) {
       const now = performance.now();
-      const due = Math.floor(((now - t0) / 1000) * o.ratePerS);
+      const due = dueByMs(now - t0, o.ratePerS);
       while (issued < due) {
-        const intendedAt = t0 + (issued / o.ratePerS) * 1000;
+        const intendedAt = t0 + intendedOffsetMs(issued, o.ratePerS);
         issued++;
         if (pending.size >= maxOutstanding) {
           dropped++;

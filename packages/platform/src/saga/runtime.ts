@@ -17,7 +17,7 @@ import type { Logger } from '../service-kit/logger.js';
 import { type Store, compiledQuery } from '../store/store.js';
 import { SpanKind, trace } from '@opentelemetry/api';
 import type { Metrics } from '../telemetry/metrics.js';
-import { SpanStatusCode, type Telemetry, type TraceContext } from '../telemetry/tracing.js';
+import { SpanStatusCode, type Telemetry, type TraceContext, traceparentOf } from '../telemetry/tracing.js';
 import type { SagaTables } from './schema.js';
 
 type SagaState = machine.SagaState;
@@ -172,7 +172,9 @@ export class SagaRuntime {
     const now = this.iso();
     // The trace of the request that starts the saga, so a resumed saga continues it.
     const t = this.opts.telemetry;
-    if (t?.enabled) data = { ...(data as object), __trace: t.inject(t.parentOf(traceCtx), {}) };
+    // Its traceparent alone: a resumed saga needs no more to continue it, and this row is written once per order.
+    const traceparent = t?.enabled ? traceparentOf(t.parentOf(traceCtx)) : null;
+    if (traceparent) data = { ...(data as object), __trace: { traceparent } };
     await (trx as Kysely<SagaTables>)
       .insertInto('sagas')
       .values({

@@ -11,7 +11,8 @@
  * enough for code that starts its traced work at once (a batch route opening its
  * transaction) and is why every call after an await passes its context itself.
  *
- * W3C `traceparent` and B3 (`x-b3-*` and single `b3`) are both accepted and emitted. Spans go
+ * W3C `traceparent` and B3 (`x-b3-*` and single `b3`) are accepted; `traceparent` and the `x-b3-*`
+ * headers are emitted (Envoy, Zipkin and Istio read the multi-header form). Spans go
  * over OTLP/HTTP to the control plane's trace store by default, or to the collector named by
  * OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT; OTEL_TRACES_SAMPLER (and
  * _ARG) choose the sampler, as the OpenTelemetry specification defines them.
@@ -20,14 +21,14 @@ import {
   type Context,
   ROOT_CONTEXT,
   type Span,
-  type SpanKind,
+  SpanKind,
   SpanStatusCode,
   type TextMapGetter,
   type TextMapSetter,
   type Tracer,
   trace,
 } from '@opentelemetry/api';
-import { CompositePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
 import { resourceFromAttributes } from '@opentelemetry/resources';
@@ -38,13 +39,15 @@ import {
   BatchSpanProcessor,
   ParentBasedSampler,
   type Sampler,
+  type SpanExporter,
   TraceIdRatioBasedSampler,
 } from '@opentelemetry/sdk-trace-base';
 import type { Logger } from '../service-kit/logger.js';
+import { OtlpJsonExporter } from './otlp-json.js';
 
 export type TraceContext = Context;
 const NO_SPAN = trace.wrapSpanContext({ traceId: '0'.repeat(32), spanId: '0'.repeat(16), traceFlags: 0 });
-export { ROOT_CONTEXT, SpanStatusCode, type Span };
+export { ROOT_CONTEXT, SpanKind, SpanStatusCode, type Span };
 
 const getter: TextMapGetter<Record<string, string | string[] | undefined>> = {
   keys: (c) => Object.keys(c),
@@ -87,17 +90,40 @@ export function tracesEndpoint(env: NodeJS.ProcessEnv, controlUrl: string): stri
   return `${controlUrl}/v1/traces`;
 }
 
+/** How often at most a failing export is logged. */
+const EXPORT_ERROR_LOG_INTERVAL_MS = 60_000;
+const EXPORT_TIMEOUT_MS = 5000;
+
+/**
+ * The control plane's receiver gets the lean exporter; a collector named by the environment gets
+ * the SDK's, which reads the rest of OTEL_EXPORTER_OTLP_* (headers, compression, retries) too.
+ */
+function exporterFor(env: NodeJS.ProcessEnv, controlUrl: string, log: Logger): SpanExporter {
+  const url = tracesEndpoint(env, controlUrl);
+  if (env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT) return new OTLPTraceExporter({ url, timeoutMillis: EXPORT_TIMEOUT_MS });
+  let loggedAtMs = Number.NEGATIVE_INFINITY;
+  return new OtlpJsonExporter({
+    url,
+    timeoutMs: EXPORT_TIMEOUT_MS,
+    onError: (err) => {
+      if (Date.now() - loggedAtMs < EXPORT_ERROR_LOG_INTERVAL_MS) return;
+      loggedAtMs = Date.now();
+      log.warn({ err: err.message }, 'span export failed; these spans are dropped');
+    },
+  });
+}
+
 export class Telemetry {
   readonly tracer: Tracer;
   private readonly provider: BasicTracerProvider;
-  private readonly propagator = new CompositePropagator({
-    propagators: [new W3CTraceContextPropagator(), new B3Propagator({ injectEncoding: B3InjectEncoding.MULTI_HEADER }), new B3Propagator()],
-  });
+  private readonly w3c = new W3CTraceContextPropagator();
+  /** Extracts single `b3` or `x-b3-*`; injects `x-b3-*`. */
+  private readonly b3 = new B3Propagator({ injectEncoding: B3InjectEncoding.MULTI_HEADER });
 
   constructor(opts: { service: string; version: string; instanceId: string; controlUrl: string; env: NodeJS.ProcessEnv; log: Logger; enabled: boolean }) {
     const processors = opts.enabled
       ? [
-          new BatchSpanProcessor(new OTLPTraceExporter({ url: tracesEndpoint(opts.env, opts.controlUrl), timeoutMillis: 5000 }), {
+          new BatchSpanProcessor(exporterFor(opts.env, opts.controlUrl, opts.log), {
             maxQueueSize: 4096,
             maxExportBatchSize: 512,
             scheduledDelayMillis: 500,
@@ -147,12 +173,18 @@ export class Telemetry {
 
   /** The context carried by incoming headers (W3C or B3), or the root. */
   extract(headers: Record<string, string | string[] | undefined>): TraceContext {
-    return this.propagator.extract(ROOT_CONTEXT, headers, getter);
+    // A valid `traceparent` wins when both kinds arrive; B3 is parsed only without one (each
+    // parse is skipped when its headers are absent: this runs on every request).
+    const w3c = headers.traceparent === undefined ? ROOT_CONTEXT : this.w3c.extract(ROOT_CONTEXT, headers, getter);
+    if (w3c !== ROOT_CONTEXT && trace.getSpanContext(w3c)) return w3c;
+    if (headers.b3 === undefined && headers['x-b3-traceid'] === undefined) return ROOT_CONTEXT;
+    return this.b3.extract(ROOT_CONTEXT, headers, getter);
   }
 
-  /** Adds traceparent and B3 headers for `ctx` to `headers`. */
+  /** Adds `traceparent` (and `tracestate`) and the `x-b3-*` headers for `ctx` to `headers`. */
   inject(ctx: TraceContext, headers: Record<string, string>): Record<string, string> {
-    this.propagator.inject(ctx, headers, setter);
+    this.w3c.inject(ctx, headers, setter);
+    this.b3.inject(ctx, headers, setter);
     return headers;
   }
 
@@ -207,9 +239,4 @@ export function traceparentOf(ctx: TraceContext): string | null {
 export function idsOf(ctx: TraceContext): { traceId: string; spanId: string } | null {
   const sc = trace.getSpanContext(ctx);
   return sc ? { traceId: sc.traceId, spanId: sc.spanId } : null;
-}
-
-/** Serialises a context for storage (a saga keeps the trace of the request that started it). */
-export function serializeContext(t: Telemetry, ctx: TraceContext): Record<string, string> {
-  return t.inject(ctx, {});
 }

@@ -240,3 +240,4 @@ export function idsOf(ctx: TraceContext): { traceId: string; spanId: string } | 
   const sc = trace.getSpanContext(ctx);
   return sc ? { traceId: sc.traceId, spanId: sc.spanId } : null;
 }
+

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import {
   Guard,
   HttpError,
@@ -14,6 +13,7 @@ import {
   openServiceStore,
   requestFingerprint,
   sweepKeys,
+  timeOrderedId,
 } from '@concord/platform';
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply } from 'fastify';
@@ -145,7 +145,8 @@ export async function orderRoutes(ctx: ServiceContext<Config>): Promise<void> {
     const { lines, errors, total } = priceLines(req.body.items, priced);
     if (errors.length > 0) throw new HttpError(422, 'unknown-product', errors[0]!.message, { errors });
 
-    const orderId = randomUUID();
+    // Time-ordered: the order, its saga and the saga's log go onto their tables' newest pages.
+    const orderId = timeOrderedId();
     const now = new Date().toISOString();
     // Group commit: concurrent order creations share one transaction (each in its savepoint).
     const claim = await store.group(async (trx) => {

@@ -7,3 +7,4 @@ export * from './token-bucket.js';
 export * from './breaker.js';
 export * as mesh from './mesh/index.js';
 export * from './histogram.js';
+export * from './ids.js';

@@ -1,4 +1,5 @@
 export * from './service-kit/config.js';
+export * from './ids/ids.js';
 export * from './service-kit/problem.js';
 export * from './service-kit/server.js';
 export * from './service-kit/logger.js';

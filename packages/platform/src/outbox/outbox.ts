@@ -3,7 +3,7 @@
  * that causes it, then a relay delivers it (POST to a service, at least once, with the message
  * id as Idempotency-Key) until the receiver accepts it. Receivers de-duplicate by that id.
  */
-import { randomUUID } from 'node:crypto';
+import { timeOrderedId } from '../ids/ids.js';
 import { backoffDelayMs } from '@concord/core';
 import type { Kysely } from 'kysely';
 import { isTransientStatus, type MeshClient, UpstreamError } from '../mesh/client.js';
@@ -58,7 +58,7 @@ export function outboxMigration(version: number): Migration {
 
 /** Writes a message inside the caller's transaction. */
 export async function enqueue(trx: Kysely<any>, msg: OutboxMessage): Promise<string> {
-  const id = msg.id ?? randomUUID();
+  const id = msg.id ?? timeOrderedId();
   await (trx as Kysely<OutboxTable>)
     .insertInto('outbox')
     .values({

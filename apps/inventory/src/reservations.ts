@@ -8,7 +8,7 @@
  * no row, the attempt is rolled back as a lost race and run again on fresh data.
  */
 import { InvariantError, invariant } from '@concord/core';
-import { HttpError, type Store, isUniqueViolation } from '@concord/platform';
+import { HttpError, type Store, isUniqueViolation, prepared } from '@concord/platform';
 import type { Kysely } from 'kysely';
 import type { InventoryDb, ReservationRow } from './db.js';
 import { type Item, normalizeItems, sameItems, stockProblem } from './domain/items.js';
@@ -59,6 +59,35 @@ const UPDATES: Record<Move, { dec: 'available' | 'reserved' | 'sold'; inc: 'avai
   'sold->available': { dec: 'sold', inc: 'available' },
 };
 
+// The hot statements, prepared (built and compiled once; see platform's store/prepared.ts).
+const byId = prepared<{ id: string }, ReservationRow>(['id'], (db: Db, p) => db.selectFrom('reservations').selectAll().where('id', '=', p.id));
+const itemsById = prepared<{ id: string }, { product_id: string; quantity: number }>(['id'], (db: Db, p) =>
+  db.selectFrom('reservation_items').select(['product_id', 'quantity']).where('reservation_id', '=', p.id).orderBy('product_id'),
+);
+const insertReservation = prepared<{ id: string; orderId: string | null; status: ReservationStatus; expiresAtMs: number | null; now: string }>(
+  ['id', 'orderId', 'status', 'expiresAtMs', 'now'],
+  (db: Db, p) => db.insertInto('reservations').values({ id: p.id, order_id: p.orderId, status: p.status, expires_at_ms: p.expiresAtMs, created_at: p.now, updated_at: p.now }),
+);
+const setStatus = prepared<{ id: string; from: ReservationStatus; to: ReservationStatus; now: string }>(['id', 'from', 'to', 'now'], (db: Db, p) =>
+  db.updateTable('reservations').set({ status: p.to, updated_at: p.now }).where('id', '=', p.id).where('status', '=', p.from),
+);
+/** One guarded UPDATE per move (the columns differ by move, so one prepared statement each). */
+const moves = Object.fromEntries(
+  (Object.keys(UPDATES) as Move[]).map((move) => {
+    const { dec, inc } = UPDATES[move];
+    return [
+      move,
+      prepared<{ productId: string; quantity: number; now: string }>(['productId', 'quantity', 'now'], (db: Db, p) =>
+        db
+          .updateTable('products')
+          .set((eb) => ({ [dec]: eb(dec, '-', p.quantity), [inc]: eb(inc, '+', p.quantity), updated_at: p.now }))
+          .where('id', '=', p.productId)
+          .where(dec, '>=', p.quantity),
+      ),
+    ];
+  }),
+) as Record<Move, ReturnType<typeof prepared<{ productId: string; quantity: number; now: string }>>>;
+
 function storedOf(row: ReservationRow): Stored & { orderId: string | null } {
   invariant(isStatus(row.status), `reservation ${row.id} has an unknown status ${row.status}`);
   return { status: row.status, expiresAtMs: row.expires_at_ms === null ? null : Number(row.expires_at_ms), orderId: row.order_id };
@@ -87,7 +116,7 @@ export class Reservations {
     const items = normalizeItems(req.items);
     const result = await retrying(() =>
       this.store.tx(async (trx) => {
-        const row = await trx.selectFrom('reservations').selectAll().where('id', '=', id).executeTakeFirst();
+        const row = await byId.first(trx, { id });
         const stored = row ? storedOf(row) : null;
         const p = plan('reserve', id, stored, nowMs);
         // The units the transitions move: the request's for a new reservation, else the stored ones.
@@ -132,7 +161,7 @@ export class Reservations {
   async command(cmd: Exclude<Command, 'reserve'>, id: string, nowMs: number): Promise<CommandResult> {
     const result = await retrying(() =>
       this.store.tx(async (trx) => {
-        const row = await trx.selectFrom('reservations').selectAll().where('id', '=', id).executeTakeFirst();
+        const row = await byId.first(trx, { id });
         const p = plan(cmd, id, row ? storedOf(row) : null, nowMs);
         const items = p.transitions.some((t) => t.move !== null && t.from !== null) ? await this.itemsOf(trx, id) : [];
         await this.apply(trx, id, p.transitions, items, { orderId: null, expiresAtMs: null }, nowMs);
@@ -166,12 +195,12 @@ export class Reservations {
   }
 
   private async itemsOf(db: Db, id: string): Promise<Item[]> {
-    const rows = await db.selectFrom('reservation_items').select(['product_id', 'quantity']).where('reservation_id', '=', id).orderBy('product_id').execute();
+    const rows = await itemsById.all(db, { id });
     return rows.map((r) => ({ productId: r.product_id, quantity: r.quantity }));
   }
 
   private async view(db: Db, id: string): Promise<ReservationView | null> {
-    const row = await db.selectFrom('reservations').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await byId.first(db, { id });
     if (!row) return null;
     const s = storedOf(row);
     return {
@@ -198,17 +227,7 @@ export class Reservations {
     for (const t of transitions) {
       if (t.from === null) {
         const tombstone = t.move === null;
-        await trx
-          .insertInto('reservations')
-          .values({
-            id,
-            order_id: tombstone ? null : create.orderId,
-            status: t.to,
-            expires_at_ms: tombstone ? null : create.expiresAtMs,
-            created_at: now,
-            updated_at: now,
-          })
-          .execute();
+        await insertReservation.run(trx, { id, orderId: tombstone ? null : create.orderId, status: t.to, expiresAtMs: tombstone ? null : create.expiresAtMs, now });
         if (!tombstone && items.length > 0) {
           await trx
             .insertInto('reservation_items')
@@ -216,13 +235,7 @@ export class Reservations {
             .execute();
         }
       } else {
-        const r = await trx
-          .updateTable('reservations')
-          .set({ status: t.to, updated_at: now })
-          .where('id', '=', id)
-          .where('status', '=', t.from)
-          .executeTakeFirst();
-        if (Number(r.numUpdatedRows) !== 1) throw new LostRace(`reservation ${id}`);
+        if ((await setStatus.affected(trx, { id, from: t.from, to: t.to, now })) !== 1) throw new LostRace(`reservation ${id}`);
       }
       if (t.move !== null) for (const it of items) await this.moveUnits(trx, it, t.move, now);
     }
@@ -230,14 +243,8 @@ export class Reservations {
 
   /** One guarded UPDATE: the source counter never goes below zero. */
   private async moveUnits(trx: Db, it: Item, move: Move, now: string): Promise<void> {
-    const { dec, inc } = UPDATES[move];
-    const r = await trx
-      .updateTable('products')
-      .set((eb) => ({ [dec]: eb(dec, '-', it.quantity), [inc]: eb(inc, '+', it.quantity), updated_at: now }))
-      .where('id', '=', it.productId)
-      .where(dec, '>=', it.quantity)
-      .executeTakeFirst();
-    if (Number(r.numUpdatedRows) === 1) return;
+    const { dec } = UPDATES[move];
+    if ((await moves[move].affected(trx, { productId: it.productId, quantity: it.quantity, now })) === 1) return;
     // Taking stock can lose a race (another order took it first): try again on fresh data. Any
     // other move lacking its units means the counters disagree with the reservations.
     if (move === 'available->reserved') throw new LostRace(`stock of ${it.productId}`);

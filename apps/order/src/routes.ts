@@ -11,6 +11,7 @@ import {
   releaseLocksOf,
   idempotencyKeyOf,
   openServiceStore,
+  prepared,
   requestFingerprint,
   sweepKeys,
   timeOrderedId,
@@ -58,6 +59,29 @@ type Config = {
   sagaMaxCompensationAttempts: number;
 };
 
+// The placement path's statements, prepared (built and compiled once; see platform's store/prepared.ts).
+type Odb = Kysely<OrderDb>;
+const orderById = prepared<{ id: string }, OrderDb['orders']>(['id'], (db: Odb, p) => db.selectFrom('orders').selectAll().where('id', '=', p.id));
+const itemsOfOrder = prepared<{ id: string }, OrderDb['order_items']>(['id'], (db: Odb, p) => db.selectFrom('order_items').selectAll().where('order_id', '=', p.id).orderBy('line'));
+const insertOrderRow = prepared<{ id: string; userId: string; total: number; now: string }>(['id', 'userId', 'total', 'now'], (db: Odb, p) =>
+  db.insertInto('orders').values({ id: p.id, user_id: p.userId, status: 'PENDING', total: p.total, reason: null, created_at: p.now, updated_at: p.now, cancel_requested_at: null }),
+);
+/** One multi-row insert per line count (a shape each), up to the most lines an order may have. */
+const itemInserts = new Map<number, ReturnType<typeof prepared<Record<string, unknown>>>>();
+function insertItems(n: number): ReturnType<typeof prepared<Record<string, unknown>>> {
+  let q = itemInserts.get(n);
+  if (!q) {
+    const names = ['id', ...Array.from({ length: n }, (_, i) => [`product${i}`, `quantity${i}`, `price${i}`]).flat()];
+    q = prepared<Record<string, unknown>>(names, (db: Odb, p) =>
+      db.insertInto('order_items').values(
+        Array.from({ length: n }, (_, line) => ({ order_id: p.id as string, line, product_id: p[`product${line}`] as string, quantity: p[`quantity${line}`] as number, price: p[`price${line}`] as number })),
+      ),
+    );
+    itemInserts.set(n, q);
+  }
+  return q;
+}
+
 export async function orderRoutes(ctx: ServiceContext<Config>): Promise<void> {
   const { app, config, mesh } = ctx;
   const store = await openServiceStore<OrderDb>(ctx, migrations);
@@ -88,8 +112,10 @@ export async function orderRoutes(ctx: ServiceContext<Config>): Promise<void> {
   async function loadOrders(ids: string[]): Promise<Map<string, Order>> {
     const out = new Map<string, Order>();
     if (ids.length === 0) return out;
-    const rows = await db.selectFrom('orders').selectAll().where('id', 'in', ids).execute();
-    const items = await db.selectFrom('order_items').selectAll().where('order_id', 'in', ids).orderBy('order_id').orderBy('line').execute();
+    // One order (every placement reads its own back): prepared statements.
+    const one = ids.length === 1 ? { id: ids[0] as string } : null;
+    const rows = one ? await orderById.all(db, one) : await db.selectFrom('orders').selectAll().where('id', 'in', ids).execute();
+    const items = one ? await itemsOfOrder.all(db, one) : await db.selectFrom('order_items').selectAll().where('order_id', 'in', ids).orderBy('order_id').orderBy('line').execute();
     for (const r of rows) {
       const o: Order = {
         id: r.id,
@@ -173,12 +199,10 @@ export async function orderRoutes(ctx: ServiceContext<Config>): Promise<void> {
   });
 
   async function insertOrder(trx: Kysely<any>, id: string, userId: string, lines: Line[], total: number, now: string): Promise<void> {
-    const t = trx as Kysely<OrderDb>;
-    await t.insertInto('orders').values({ id, user_id: userId, status: 'PENDING', total, reason: null, created_at: now, updated_at: now, cancel_requested_at: null }).execute();
-    await t
-      .insertInto('order_items')
-      .values(lines.map((l, line) => ({ order_id: id, line, product_id: l.productId, quantity: l.quantity, price: l.price })))
-      .execute();
+    await insertOrderRow.run(trx, { id, userId, total, now });
+    const params: Record<string, unknown> = { id };
+    for (const [i, l] of lines.entries()) Object.assign(params, { [`product${i}`]: l.productId, [`quantity${i}`]: l.quantity, [`price${i}`]: l.price });
+    await insertItems(lines.length).run(trx, params);
   }
 
   app.get<{ Params: { id: string } }>('/api/orders/:id', { schema: { params: IdParams } }, async (req) => {

@@ -3,7 +3,7 @@
  * and applies the answer in one write transaction. No network call happens inside one.
  */
 import { invariant } from '@concord/core';
-import { type Faults, HttpError, type Store, dbInt, keyedTx } from '@concord/platform';
+import { type Faults, HttpError, type Store, dbInt, keyedTx, prepared } from '@concord/platform';
 import { type Kysely, sql } from 'kysely';
 import type { ChargeRow, PaymentDb, RefundRow, WalletRow } from './db.js';
 import {
@@ -86,22 +86,13 @@ export class Payments {
           return { view: await chargeView(trx, req.chargeId), created: false };
         case 'apply': {
           if (!wallet) await insertWallet(trx, req.userId);
-          const debited = await trx
-            .updateTable('wallets')
-            .set((eb) => ({ balance: eb('balance', '-', req.amount) }))
-            .where('user_id', '=', req.userId)
-            .where('balance', '>=', req.amount)
-            .executeTakeFirst();
-          if (Number(debited.numUpdatedRows) !== 1) {
+          if ((await debit.affected(trx, { userId: req.userId, amount: req.amount })) !== 1) {
             // Only reachable on engines that do not serialize writers: another charge drained
             // the wallet between our read and this update.
             const now = await findWallet(trx, req.userId);
             throw refusalError({ reason: 'insufficient-funds', balance: now ? dbInt(now.balance, 'wallets.balance') : 0, amount: req.amount });
           }
-          await trx
-            .insertInto('charges')
-            .values({ id: req.chargeId, user_id: req.userId, order_id: req.orderId, amount: req.amount, refunded: 0, status: 'CHARGED', created_at: nowIso() })
-            .execute();
+          await insertCharge.run(trx, { id: req.chargeId, userId: req.userId, orderId: req.orderId, amount: req.amount, now: nowIso() });
           this.faults?.point('payment:charge:before-commit');
           return { view: await chargeView(trx, req.chargeId), created: true };
         }
@@ -196,8 +187,22 @@ function nowIso(): string {
   return new Date().toISOString();
 }
 
+// The charge path's statements, prepared (built and compiled once; see platform's store/prepared.ts).
+const walletOf = prepared<{ userId: string }, WalletRow>(['userId'], (db: Db, p) => db.selectFrom('wallets').selectAll().where('user_id', '=', p.userId));
+const chargeById = prepared<{ id: string }, ChargeRow>(['id'], (db: Db, p) => db.selectFrom('charges').selectAll().where('id', '=', p.id));
+const debit = prepared<{ userId: string; amount: number }>(['userId', 'amount'], (db: Db, p) =>
+  db
+    .updateTable('wallets')
+    .set((eb) => ({ balance: eb('balance', '-', p.amount) }))
+    .where('user_id', '=', p.userId)
+    .where('balance', '>=', p.amount),
+);
+const insertCharge = prepared<{ id: string; userId: string; orderId: string; amount: number; now: string }>(['id', 'userId', 'orderId', 'amount', 'now'], (db: Db, p) =>
+  db.insertInto('charges').values({ id: p.id, user_id: p.userId, order_id: p.orderId, amount: p.amount, refunded: 0, status: 'CHARGED', created_at: p.now }),
+);
+
 async function findWallet(db: Db, userId: string): Promise<WalletRow | undefined> {
-  return db.selectFrom('wallets').selectAll().where('user_id', '=', userId).executeTakeFirst();
+  return walletOf.first(db, { userId });
 }
 
 async function insertWallet(trx: Db, userId: string): Promise<WalletRow> {
@@ -207,7 +212,7 @@ async function insertWallet(trx: Db, userId: string): Promise<WalletRow> {
 }
 
 async function findCharge(db: Db, chargeId: string): Promise<Charge | undefined> {
-  const row = await db.selectFrom('charges').selectAll().where('id', '=', chargeId).executeTakeFirst();
+  const row = await chargeById.first(db, { id: chargeId });
   return row && toCharge(row);
 }
 

@@ -7,6 +7,7 @@ export * from './service-kit/request-id.js';
 export * from './registry-client/client.js';
 export * from './mesh/client.js';
 export * from './store/store.js';
+export * from './store/prepared.js';
 export * from './auth/tokens.js';
 export * from './auth/guard.js';
 export * from './outbox/outbox.js';

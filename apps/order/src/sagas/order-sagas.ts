@@ -11,7 +11,7 @@
  * The order id is the saga id, the reservation id and the charge id, so every participant call
  * is keyed deterministically and applied once.
  */
-import { Batcher, type MeshClient, type SagaType, batchedStepCall, enqueue } from '@concord/platform';
+import { Batcher, type MeshClient, type SagaType, batchedStepCall, enqueue, prepared } from '@concord/platform';
 import type { Kysely } from 'kysely';
 import { type Line, pointsFor, undoneStatus } from '../domain/order.js';
 import type { OrderDb } from '../migrations.js';
@@ -50,13 +50,12 @@ export interface SagaTuning {
   stepTimeoutMs: number;
 }
 
+const updateStatus = prepared<{ id: string; from: string; to: string; reason: string | null; now: string }>(['id', 'from', 'to', 'reason', 'now'], (db: Kysely<OrderDb>, p) =>
+  db.updateTable('orders').set({ status: p.to, reason: p.reason, updated_at: p.now }).where('id', '=', p.id).where('status', '=', p.from),
+);
+
 async function setStatus(trx: Kysely<any>, orderId: string, from: string, to: string, reason: string | null): Promise<void> {
-  await (trx as Kysely<OrderDb>)
-    .updateTable('orders')
-    .set({ status: to, reason, updated_at: new Date().toISOString() })
-    .where('id', '=', orderId)
-    .where('status', '=', from)
-    .execute();
+  await updateStatus.run(trx, { id: orderId, from, to, reason, now: new Date().toISOString() });
 }
 
 function event(type: string, d: PlaceOrderData) {

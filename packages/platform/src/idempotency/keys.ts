@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { HttpError, badRequest } from '../service-kit/problem.js';
+import { prepared } from '../store/prepared.js';
 import type { Migration } from '../store/store.js';
 
 export interface IdempotencyTable {
@@ -106,6 +107,35 @@ export type Claim =
   | { kind: 'new' }
   | { kind: 'replay'; resourceId: string; status: number | null; body: unknown };
 
+// Each order claims and completes a key: these statements are prepared (store/prepared.ts).
+type KeyDb = Kysely<IdempotencyTable>;
+const keyRow = prepared<{ userId: string; key: string }, IdempotencyTable['idempotency_keys']>(['userId', 'key'], (db: KeyDb, p) =>
+  db.selectFrom('idempotency_keys').selectAll().where('user_id', '=', p.userId).where('key', '=', p.key),
+);
+const insertKey = prepared<{ userId: string; key: string; hash: string; resourceId: string; lockedUntilMs: number; nowMs: number; owner: string | null }>(
+  ['userId', 'key', 'hash', 'resourceId', 'lockedUntilMs', 'nowMs', 'owner'],
+  (db: KeyDb, p) =>
+    db.insertInto('idempotency_keys').values({
+      user_id: p.userId,
+      key: p.key,
+      request_hash: p.hash,
+      status: 'IN_PROGRESS',
+      resource_id: p.resourceId,
+      response_status: null,
+      response_body: null,
+      locked_until_ms: p.lockedUntilMs,
+      created_at_ms: p.nowMs,
+      locked_by: p.owner,
+    }),
+);
+const completeRow = prepared<{ userId: string; key: string; status: number; body: string }>(['userId', 'key', 'status', 'body'], (db: KeyDb, p) =>
+  db
+    .updateTable('idempotency_keys')
+    .set({ status: 'DONE', response_status: p.status, response_body: p.body, locked_until_ms: 0 })
+    .where('user_id', '=', p.userId)
+    .where('key', '=', p.key),
+);
+
 /**
  * Inside the caller's transaction: claims the key for `resourceId`, or tells how to answer a
  * repeat. Throws 422 for a different request under the same key and 409 while the first is
@@ -115,24 +145,9 @@ export async function claimKey(
   trx: Kysely<any>,
   k: { userId: string; key: string; fingerprint: string; resourceId: string; lockMs: number; nowMs: number; owner?: string },
 ): Promise<Claim> {
-  const db = trx as Kysely<IdempotencyTable>;
-  const row = await db.selectFrom('idempotency_keys').selectAll().where('user_id', '=', k.userId).where('key', '=', k.key).executeTakeFirst();
+  const row = await keyRow.first(trx, { userId: k.userId, key: k.key });
   if (!row) {
-    await db
-      .insertInto('idempotency_keys')
-      .values({
-        user_id: k.userId,
-        key: k.key,
-        request_hash: k.fingerprint,
-        status: 'IN_PROGRESS',
-        resource_id: k.resourceId,
-        response_status: null,
-        response_body: null,
-        locked_until_ms: k.nowMs + k.lockMs,
-        created_at_ms: k.nowMs,
-        locked_by: k.owner ?? null,
-      })
-      .execute();
+    await insertKey.run(trx, { userId: k.userId, key: k.key, hash: k.fingerprint, resourceId: k.resourceId, lockedUntilMs: k.nowMs + k.lockMs, nowMs: k.nowMs, owner: k.owner ?? null });
     return { kind: 'new' };
   }
   if (row.request_hash !== k.fingerprint) {
@@ -146,12 +161,7 @@ export async function claimKey(
 
 /** Marks the key answered (after the response is decided). */
 export async function completeKey(db: Kysely<any>, userId: string, key: string, status: number, body: unknown): Promise<void> {
-  await (db as Kysely<IdempotencyTable>)
-    .updateTable('idempotency_keys')
-    .set({ status: 'DONE', response_status: status, response_body: JSON.stringify(body), locked_until_ms: 0 })
-    .where('user_id', '=', userId)
-    .where('key', '=', key)
-    .execute();
+  await completeRow.run(db, { userId, key, status, body: JSON.stringify(body) });
 }
 
 /** Deletes keys older than `maxAgeMs` (at least 24 h by contract). */

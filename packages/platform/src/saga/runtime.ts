@@ -14,6 +14,7 @@ import type { Batcher } from '../batch/batch.js';
 import { type CallOptions, type MeshClient, isTransientStatus } from '../mesh/client.js';
 import type { Faults } from '../service-kit/faults.js';
 import type { Logger } from '../service-kit/logger.js';
+import { prepared } from '../store/prepared.js';
 import { type Store, compiledQuery } from '../store/store.js';
 import { SpanKind, trace } from '@opentelemetry/api';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -125,6 +126,32 @@ interface Registered {
   def: machine.SagaDef;
 }
 
+// Every order creates a saga and reads it back to drive it: prepared statements (store/prepared.ts).
+type SagaDb = Kysely<SagaTables>;
+const insertSaga = prepared<{ id: string; type: string; status: string; step: number; data: string; owner: string; leaseUntilMs: number; now: string }>(
+  ['id', 'type', 'status', 'step', 'data', 'owner', 'leaseUntilMs', 'now'],
+  (db: SagaDb, p) =>
+    db.insertInto('sagas').values({
+      id: p.id,
+      type: p.type,
+      status: p.status,
+      step: p.step,
+      attempts: 0,
+      failure: null,
+      last_error: null,
+      resume: null,
+      data: p.data,
+      owner: p.owner,
+      lease_until_ms: p.leaseUntilMs,
+      created_at: p.now,
+      updated_at: p.now,
+    }),
+);
+const insertCreated = prepared<{ id: string; seq: number; now: string }>(['id', 'seq', 'now'], (db: SagaDb, p) =>
+  db.insertInto('saga_log').values({ saga_id: p.id, seq: p.seq, step: '', phase: 'forward', event: 'created', attempt: 0, detail: null, at: p.now }),
+);
+const sagaById = prepared<{ id: string }, SagaTables['sagas']>(['id'], (db: SagaDb, p) => db.selectFrom('sagas').selectAll().where('id', '=', p.id));
+
 export class SagaRuntime {
   private readonly types = new Map<string, Registered>();
   private readonly active = new Map<string, Promise<void>>();
@@ -175,25 +202,8 @@ export class SagaRuntime {
     // Its traceparent alone: a resumed saga needs no more to continue it, and this row is written once per order.
     const traceparent = t?.enabled ? traceparentOf(t.parentOf(traceCtx)) : null;
     if (traceparent) data = { ...(data as object), __trace: { traceparent } };
-    await (trx as Kysely<SagaTables>)
-      .insertInto('sagas')
-      .values({
-        id,
-        type,
-        status: s.status,
-        step: s.step,
-        attempts: 0,
-        failure: null,
-        last_error: null,
-        resume: null,
-        data: JSON.stringify(data),
-        owner: this.opts.owner,
-        lease_until_ms: this.now() + this.leaseMs,
-        created_at: now,
-        updated_at: now,
-      })
-      .execute();
-    await (trx as Kysely<SagaTables>).insertInto('saga_log').values({ saga_id: id, seq: nextSeq(), step: '', phase: 'forward', event: 'created', attempt: 0, detail: null, at: now }).execute();
+    await insertSaga.run(trx, { id, type, status: s.status, step: s.step, data: JSON.stringify(data), owner: this.opts.owner, leaseUntilMs: this.now() + this.leaseMs, now });
+    await insertCreated.run(trx, { id, seq: nextSeq(), now });
   }
 
   /**
@@ -303,7 +313,7 @@ export class SagaRuntime {
   }
 
   private async drive(id: string, traceCtx: TraceContext | null): Promise<void> {
-    const row = await this.db.selectFrom('sagas').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await sagaById.first(this.db, { id });
     if (!row) throw new Error(`saga ${id} not found`);
     const t = this.opts.telemetry;
     if (!t?.enabled) return this.loop(row, null);

@@ -25,9 +25,21 @@ function k(): KyselyModule {
   if (!K) throw new Error('the store is used before Store.open loaded Kysely');
   return K;
 }
-/** Raw SQL on a connection or transaction (statement text without parameters). */
+/** Compiled parameterless statements, by text (savepoints, begin/commit: several per order). */
+const RAW_CACHE = new Map<string, CompiledQuery>();
+const MAX_RAW_CACHE = 256;
+
+/**
+ * Raw SQL on a connection or transaction (statement text without parameters). Compiled once per
+ * text: building and compiling a query node for `savepoint x` cost more than SQLite running it.
+ */
 export function rawSql(db: Kysely<any>, text: string): Promise<unknown> {
-  return k().sql.raw(text).execute(db);
+  let q = RAW_CACHE.get(text);
+  if (!q) {
+    q = k().CompiledQuery.raw(text, []);
+    if (RAW_CACHE.size < MAX_RAW_CACHE) RAW_CACHE.set(text, q);
+  }
+  return db.executeQuery(q);
 }
 /** A compiled statement from cached SQL text and its parameters (see saga/runtime.ts). */
 export function compiledQuery(text: string, parameters: readonly unknown[]): CompiledQuery {

@@ -1,0 +1,76 @@
+/**
+ * Prepared queries: a Kysely query of fixed shape is built and compiled once per dialect, then
+ * run with new values bound into the cached SQL text. On the order path, building and compiling
+ * a query (immutable operation nodes, a visitor writing the text) cost more than SQLite running
+ * it; a hot statement pays that once.
+ *
+ * The builder gets a placeholder for every parameter (a marker string); after compiling, each
+ * bound value is matched to the parameter it came from by that marker, so values are bound in
+ * exactly the order the builder bound them. Only for shapes that do not depend on the values:
+ * no `in` lists of varying length, no columns chosen by a value (make one prepared query per
+ * choice instead). A marker that ends up in the SQL text itself, or a parameter the builder
+ * consumed other than as a bound value, stops the first use with an error.
+ */
+import type { CompiledQuery, Kysely, QueryResult } from 'kysely';
+import { compiledQuery } from './store.js';
+
+const MARK = '\u0000concord-param:';
+
+type Slot = { param: string } | { value: unknown };
+interface Compiled {
+  sql: string;
+  slots: Slot[];
+}
+
+export interface PreparedQuery<P extends Record<string, unknown>, O> {
+  /** Runs it; `rows` for a select, `numAffectedRows` for a write. */
+  run(db: Kysely<any>, params: P): Promise<QueryResult<O>>;
+  /** The first row of a select, or undefined. */
+  first(db: Kysely<any>, params: P): Promise<O | undefined>;
+  /** Every row of a select. */
+  all(db: Kysely<any>, params: P): Promise<O[]>;
+  /** Rows a write changed. */
+  affected(db: Kysely<any>, params: P): Promise<number>;
+}
+
+/**
+ * `params` names the parameters; `build` receives a placeholder for each and returns the query
+ * (anything with `compile()`).
+ */
+export function prepared<P extends Record<string, unknown>, O = unknown>(
+  params: ReadonlyArray<keyof P & string>,
+  build: (db: Kysely<any>, p: P) => { compile(): CompiledQuery<O> },
+): PreparedQuery<P, O> {
+  // One compiled text per dialect: the adapter object is the dialect's, shared by a Kysely
+  // instance's transactions and connections.
+  const byAdapter = new WeakMap<object, Compiled>();
+
+  const compile = (db: Kysely<any>): Compiled => {
+    const adapter = db.getExecutor().adapter as object;
+    let c = byAdapter.get(adapter);
+    if (c) return c;
+    const marks = Object.fromEntries(params.map((name) => [name, `${MARK}${name}`])) as unknown as P;
+    const q = build(db, marks).compile();
+    if (q.sql.includes(MARK)) throw new Error(`prepared query: a parameter was written into the SQL text itself: ${q.sql}`);
+    const slots: Slot[] = q.parameters.map((v) => (typeof v === 'string' && v.startsWith(MARK) ? { param: v.slice(MARK.length) } : { value: v }));
+    for (const v of q.parameters) {
+      if (typeof v === 'string' && v.includes(MARK) && !v.startsWith(MARK)) throw new Error(`prepared query: a parameter was transformed before binding: ${q.sql}`);
+    }
+    c = { sql: q.sql, slots };
+    byAdapter.set(adapter, c);
+    return c;
+  };
+
+  const run = (db: Kysely<any>, p: P): Promise<QueryResult<O>> => {
+    const c = compile(db);
+    const values = c.slots.map((s) => ('param' in s ? p[s.param] : s.value));
+    return db.executeQuery(compiledQuery(c.sql, values) as CompiledQuery<O>);
+  };
+
+  return {
+    run,
+    first: async (db, p) => (await run(db, p)).rows[0],
+    all: async (db, p) => (await run(db, p)).rows,
+    affected: async (db, p) => Number((await run(db, p)).numAffectedRows ?? 0),
+  };
+}

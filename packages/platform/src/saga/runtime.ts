@@ -360,13 +360,16 @@ export class SagaRuntime {
     };
 
     for (;;) {
-      const cmd = machine.next(reg.def, id, state);
-      if (cmd.type !== 'execute') {
+      const next = machine.next(reg.def, id, state);
+      if (next.type !== 'execute') {
         this.opts.metrics?.sagas.inc({ type: row.type, status: state.status });
         this.opts.onSettled?.({ id, type: row.type, status: state.status });
         return;
       }
       if (this.closing) return;
+      // A step begun with the last write is already counted in `state`: this is attempt
+      // `attempts`, not `attempts + 1` (what its "started" event said).
+      const cmd = begun ? { ...next, attempt: state.attempts } : next;
       const handlers = reg.type.steps[cmd.step]!;
       const compensating = cmd.phase === 'compensate';
       const point = `${compensating ? 'undo:' : ''}${cmd.name}`;
@@ -377,13 +380,18 @@ export class SagaRuntime {
       }
       this.opts.faults?.point(`before:${point}`);
 
+      // The step's deadline: made on first use (a local step never asks) and cleared when the
+      // step ends — AbortSignal.timeout would keep a timer per step alive for its whole timeout.
+      const deadline = new StepDeadline(handlers.timeoutMs ?? this.opts.defaultStepTimeoutMs ?? 5000, cmd.name);
       const ctx: StepContext<any> = {
         sagaId: id,
         key: cmd.key,
         attempt: cmd.attempt,
         data,
         failure: state.failure,
-        signal: AbortSignal.timeout(handlers.timeoutMs ?? this.opts.defaultStepTimeoutMs ?? 5000),
+        get signal() {
+          return deadline.signal();
+        },
         trace: traceCtx,
       };
       const attemptState = state;
@@ -440,6 +448,7 @@ export class SagaRuntime {
           traceCtx,
         );
       } else await runStep();
+      deadline.clear();
       this.opts.faults?.point(`after:${point}`);
 
       let delayMs = 0;
@@ -616,6 +625,32 @@ function toState(r: SagaTables['sagas']): SagaState {
 function toOutcome(err: unknown): Outcome {
   if (err instanceof BusinessError) return { type: 'business', error: `${err.reason}: ${err.message}` };
   return { type: 'transient', error: err instanceof Error ? err.message : String(err) };
+}
+
+/** A step's timeout as an AbortSignal, made on first use; `clear` stops its timer. */
+class StepDeadline {
+  private controller: AbortController | null = null;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly timeoutMs: number,
+    private readonly step: string,
+  ) {}
+
+  signal(): AbortSignal {
+    if (!this.controller) {
+      const controller = new AbortController();
+      this.controller = controller;
+      this.timer = setTimeout(() => controller.abort(new Error(`step ${this.step} timed out after ${this.timeoutMs} ms`)), this.timeoutMs);
+      this.timer.unref();
+    }
+    return this.controller.signal;
+  }
+
+  clear(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
 }
 
 async function withTimeout<T>(p: Promise<T>, signal: AbortSignal, step: string): Promise<T> {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SagaRuntime, type SagaType } from '../src/saga/runtime.js';
-import { sagaMigration, sagaStorageMigration } from '../src/saga/schema.js';
+import { type SagaTables, sagaMigration, sagaStorageMigration } from '../src/saga/schema.js';
 import { createLogger } from '../src/service-kit/logger.js';
 import { Store } from '../src/store/store.js';
 
@@ -17,7 +17,7 @@ const log = createLogger({ service: 'saga-test', instance: 'test', version: 'v1'
 
 describe('saga step timeouts', () => {
   let dir = '';
-  let store: Store<any>;
+  let store: Store<SagaTables>;
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'concord-saga-timeout-'));

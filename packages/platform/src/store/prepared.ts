@@ -16,6 +16,10 @@ import { compiledQuery } from './store.js';
 
 const MARK = '\u0000concord-param:';
 
+/** Any store's Kysely: a prepared query runs on whichever connection or transaction it is given. */
+// biome-ignore lint/suspicious/noExplicitAny: the schema type is the caller's, checked where the query is built
+type AnyDb = Kysely<any>;
+
 type Slot = { param: string } | { value: unknown };
 interface Compiled {
   sql: string;
@@ -24,13 +28,13 @@ interface Compiled {
 
 export interface PreparedQuery<P extends Record<string, unknown>, O> {
   /** Runs it; `rows` for a select, `numAffectedRows` for a write. */
-  run(db: Kysely<any>, params: P): Promise<QueryResult<O>>;
+  run(db: AnyDb, params: P): Promise<QueryResult<O>>;
   /** The first row of a select, or undefined. */
-  first(db: Kysely<any>, params: P): Promise<O | undefined>;
+  first(db: AnyDb, params: P): Promise<O | undefined>;
   /** Every row of a select. */
-  all(db: Kysely<any>, params: P): Promise<O[]>;
+  all(db: AnyDb, params: P): Promise<O[]>;
   /** Rows a write changed. */
-  affected(db: Kysely<any>, params: P): Promise<number>;
+  affected(db: AnyDb, params: P): Promise<number>;
 }
 
 /**
@@ -39,13 +43,13 @@ export interface PreparedQuery<P extends Record<string, unknown>, O> {
  */
 export function prepared<P extends Record<string, unknown>, O = unknown>(
   params: ReadonlyArray<keyof P & string>,
-  build: (db: Kysely<any>, p: P) => { compile(): CompiledQuery<O> },
+  build: (db: AnyDb, p: P) => { compile(): CompiledQuery<O> },
 ): PreparedQuery<P, O> {
   // One compiled text per dialect: the adapter object is the dialect's, shared by a Kysely
   // instance's transactions and connections.
   const byAdapter = new WeakMap<object, Compiled>();
 
-  const compile = (db: Kysely<any>): Compiled => {
+  const compile = (db: AnyDb): Compiled => {
     const adapter = db.getExecutor().adapter as object;
     let c = byAdapter.get(adapter);
     if (c) return c;
@@ -61,7 +65,7 @@ export function prepared<P extends Record<string, unknown>, O = unknown>(
     return c;
   };
 
-  const run = (db: Kysely<any>, p: P): Promise<QueryResult<O>> => {
+  const run = (db: AnyDb, p: P): Promise<QueryResult<O>> => {
     const c = compile(db);
     const values = c.slots.map((s) => ('param' in s ? p[s.param] : s.value));
     return db.executeQuery(compiledQuery(c.sql, values) as CompiledQuery<O>);

@@ -101,7 +101,10 @@ export class OtlpJsonExporter implements SpanExporter {
   }
 
   export(spans: ReadableSpan[], done: (r: ExportResult) => void): void {
-    if (this.stopped) return done({ code: ExportResultCode.FAILED, error: new Error('exporter is shut down') });
+    if (this.stopped) {
+      done({ code: ExportResultCode.FAILED, error: new Error('exporter is shut down') });
+      return;
+    }
     const parts: Array<Promise<void>> = [];
     for (let i = 0; i < spans.length; i += MAX_SPANS_PER_REQUEST) parts.push(this.post(otlpRequest(spans.slice(i, i + MAX_SPANS_PER_REQUEST))));
     const all = Promise.all(parts).then(

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { type Server, createServer } from 'node:http';
 import { after, before, describe, test } from 'node:test';
+import { RegistryClient, createLogger } from '@concord/platform';
 import Consul from 'consul';
 import { type System, http, pollUntil, startSystem } from './harness.js';
 
@@ -211,5 +212,22 @@ describe('bad input', () => {
     await consul.agent.service.register({ name: 'clamp', id: 'clamp-1', port: 1, ttl: '30s' } as never);
     assert.equal((await pending).status, 200);
     await consul.agent.service.deregister('clamp-1');
+  });
+});
+
+describe('self-registration', () => {
+  test('an instance whose entry holds an older address (a registry restored from an older file) registers again at once', async () => {
+    const client = new RegistryClient({ controlUrl: sys.controlUrl, log: createLogger({ service: 'reg-test', instance: 'reg-test-1', version: 'v1' }, 'silent') });
+    try {
+      await client.registerSelf({ ID: 'reborn-1', Name: 'reborn', Address: '127.0.0.1', Port: targetPort, Check: { HTTP: `http://127.0.0.1:${targetPort}/`, Interval: '1s' } });
+      await pollUntil('registered', async () => (await passingIds('reborn')).includes('reborn-1'), 5000);
+      // What a control plane restored from an older file holds: the same id at its previous port.
+      await consul.agent.service.register({ name: 'reborn', id: 'reborn-1', address: '127.0.0.1', port: 1, check: { http: 'http://127.0.0.1:1/', interval: '1s' } } as never);
+      const portOf = async () => ((await consul.health.service({ service: 'reborn' })) as Array<{ Service: { Port: number } }>)[0]?.Service.Port;
+      await pollUntil('registered again at its own port', async () => (await portOf()) === targetPort, 5000);
+    } finally {
+      await client.deregisterSelf().catch(() => {});
+      client.close();
+    }
   });
 });

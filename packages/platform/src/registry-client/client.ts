@@ -255,9 +255,12 @@ export class RegistryClient {
     this.selfWatch = new ServiceWatch(this, reg.Name, false);
     this.selfWatch.onChange((all) => {
       if (!this.self || this.reregistering) return;
-      if (all.some((i) => i.id === reg.ID)) return;
+      // Present under its id is not enough: a control plane restored from an older registry file
+      // holds the address of this instance's previous life, whose checks never pass again.
+      const mine = all.find((i) => i.id === reg.ID);
+      if (mine && mine.address === reg.Address && mine.port === reg.Port) return;
       this.reregistering = true;
-      this.log.warn('own registration missing from the registry; registering again');
+      this.log.warn({ registered: mine ? `${mine.address}:${mine.port}` : null }, 'own registration missing from the registry, or stale; registering again');
       this.register(reg)
         .catch((err) => this.log.warn({ err: String(err) }, 're-registration failed'))
         .finally(() => {

@@ -15,7 +15,7 @@ import { type CallOptions, type MeshClient, isTransientStatus } from '../mesh/cl
 import type { Faults } from '../service-kit/faults.js';
 import type { Logger } from '../service-kit/logger.js';
 import { prepared } from '../store/prepared.js';
-import { type Store, compiledQuery } from '../store/store.js';
+import { type Store, compiledQuery, rawSql } from '../store/store.js';
 import { SpanKind, trace } from '@opentelemetry/api';
 import type { Metrics } from '../telemetry/metrics.js';
 import { SpanStatusCode, type Telemetry, type TraceContext, traceparentOf } from '../telemetry/tracing.js';
@@ -104,6 +104,9 @@ export interface RuntimeOptions {
 }
 
 const ACTIVE = ['RUNNING', 'COMPENSATING'] as const;
+/** Sagas remembered as begun at creation until driven (past it the memory starts over: an extra begin only counts one attempt more). */
+const MAX_BEGUN_AT_CREATE = 10_000;
+const FAILED = Symbol('failed');
 const MAX_DETAIL_CHARS = 2000;
 
 class LostOwnership extends Error {}
@@ -128,15 +131,15 @@ interface Registered {
 
 // Every order creates a saga and reads it back to drive it: prepared statements (store/prepared.ts).
 type SagaDb = Kysely<SagaTables>;
-const insertSaga = prepared<{ id: string; type: string; status: string; step: number; data: string; owner: string; leaseUntilMs: number; now: string }>(
-  ['id', 'type', 'status', 'step', 'data', 'owner', 'leaseUntilMs', 'now'],
+const insertSaga = prepared<{ id: string; type: string; status: string; step: number; attempts: number; data: string; owner: string; leaseUntilMs: number; now: string }>(
+  ['id', 'type', 'status', 'step', 'attempts', 'data', 'owner', 'leaseUntilMs', 'now'],
   (db: SagaDb, p) =>
     db.insertInto('sagas').values({
       id: p.id,
       type: p.type,
       status: p.status,
       step: p.step,
-      attempts: 0,
+      attempts: p.attempts,
       failure: null,
       last_error: null,
       resume: null,
@@ -146,9 +149,6 @@ const insertSaga = prepared<{ id: string; type: string; status: string; step: nu
       created_at: p.now,
       updated_at: p.now,
     }),
-);
-const insertCreated = prepared<{ id: string; seq: number; now: string }>(['id', 'seq', 'now'], (db: SagaDb, p) =>
-  db.insertInto('saga_log').values({ saga_id: p.id, seq: p.seq, step: '', phase: 'forward', event: 'created', attempt: 0, detail: null, at: p.now }),
 );
 const sagaById = prepared<{ id: string }, SagaTables['sagas']>(['id'], (db: SagaDb, p) => db.selectFrom('sagas').selectAll().where('id', '=', p.id));
 
@@ -194,16 +194,97 @@ export class SagaRuntime {
    * it, so a saga resumed elsewhere continues the same trace.
    */
   async create(trx: Kysely<any>, type: string, id: string, data: unknown, traceCtx?: TraceContext | null): Promise<void> {
-    if (!this.types.has(type)) throw new Error(`unknown saga type ${type}`);
-    const s = machine.initialState();
+    const reg = this.types.get(type);
+    if (!reg) throw new Error(`unknown saga type ${type}`);
     const now = this.iso();
     // The trace of the request that starts the saga, so a resumed saga continues it.
     const t = this.opts.telemetry;
+    const parent = t?.enabled ? t.parentOf(traceCtx) : null;
     // Its traceparent alone: a resumed saga needs no more to continue it, and this row is written once per order.
-    const traceparent = t?.enabled ? traceparentOf(t.parentOf(traceCtx)) : null;
-    if (traceparent) data = { ...(data as object), __trace: { traceparent } };
-    await insertSaga.run(trx, { id, type, status: s.status, step: s.step, data: JSON.stringify(data), owner: this.opts.owner, leaseUntilMs: this.now() + this.leaseMs, now });
-    await insertCreated.run(trx, { id, seq: nextSeq(), now });
+    const traceparent = parent ? traceparentOf(parent) : null;
+    let fields = (traceparent ? { ...(data as object), __trace: { traceparent } } : { ...(data as object) }) as Record<string, unknown>;
+    const events: SagaEventInput[] = [{ step: '', phase: 'forward', event: 'created', attempt: 0, detail: null }];
+    // Leading local steps run here, in the creating transaction (their writes are in this
+    // database, so they commit with the saga either way), and the first other step is begun:
+    // a new saga reaches its first call with no write of its own (two fewer per saga). A local
+    // step that fails here is rolled back to its savepoint and left to the driver, which runs it
+    // with its retries as usual.
+    let state = machine.initialState();
+    let begun = false;
+    for (;;) {
+      const cmd = machine.next(reg.def, id, state);
+      if (cmd.type !== 'execute') break;
+      const handlers = reg.type.steps[cmd.step] as StepHandlers<unknown>;
+      const attemptState = machine.begin(state);
+      if (cmd.phase !== 'forward' || !handlers.local) {
+        state = attemptState;
+        events.push(startedEvent(cmd));
+        begun = true;
+        break;
+      }
+      const patch = await this.prerun(trx, type, id, cmd, handlers, fields, parent);
+      if (patch === FAILED) break;
+      if (patch) fields = { ...fields, ...patch };
+      events.push(startedEvent(cmd), { step: cmd.name, phase: cmd.phase, event: 'succeeded', attempt: cmd.attempt, detail: null });
+      const next = machine.apply(reg.def, attemptState, { type: 'ok' }, this.opts.random ?? Math.random);
+      state = next.state;
+      if (next.delayMs > 0) break;
+    }
+    await insertSaga.run(trx, { id, type, status: state.status, step: state.step, attempts: state.attempts, data: JSON.stringify(fields), owner: this.opts.owner, leaseUntilMs: this.now() + this.leaseMs, now });
+    const rows = events.map((e) => ({ saga_id: id, seq: nextSeq(), step: e.step, phase: e.phase, event: e.event, attempt: e.attempt, detail: e.detail, at: now }));
+    const insertSql = this.shape(`events×${rows.length}`, () => (trx as Kysely<SagaTables>).insertInto('saga_log').values(rows).compile());
+    await trx.executeQuery(compiledQuery(insertSql, rows.flatMap((row) => Object.values(row))));
+    if (begun) {
+      // The driver's first pass must not begin it again (a recovery pass does: crashes count).
+      if (this.begunAtCreate.size >= MAX_BEGUN_AT_CREATE) this.begunAtCreate.clear();
+      this.begunAtCreate.add(id);
+    }
+  }
+
+  /** Ids created here whose first step was begun with the creating write, until their first drive. */
+  private readonly begunAtCreate = new Set<string>();
+
+  /** A local step run in a saga's creating transaction, in a savepoint: its patch, or FAILED (rolled back). */
+  private async prerun(
+    trx: Kysely<any>,
+    type: string,
+    id: string,
+    cmd: { name: string; phase: machine.Phase; attempt: number; key: string },
+    handlers: StepHandlers<unknown>,
+    data: Record<string, unknown>,
+    traceCtx: TraceContext | null,
+  ): Promise<Record<string, unknown> | undefined | typeof FAILED> {
+    const point = cmd.name;
+    this.opts.faults?.point(`before:${point}`);
+    const deadline = new StepDeadline(handlers.timeoutMs ?? this.opts.defaultStepTimeoutMs ?? 5000, cmd.name);
+    const ctx: StepContext<unknown> = {
+      sagaId: id,
+      key: cmd.key,
+      attempt: cmd.attempt,
+      data,
+      failure: null,
+      get signal() {
+        return deadline.signal();
+      },
+      trace: traceCtx,
+    };
+    let outcome = { type: 'ok' } as Outcome;
+    let patch: Record<string, unknown> | undefined | typeof FAILED;
+    await this.inStepSpan(type, id, cmd, traceCtx, ctx, async () => {
+      await rawSql(trx, 'savepoint concord_prerun');
+      try {
+        patch = ((await handlers.local?.(trx, ctx)) ?? undefined) as Record<string, unknown> | undefined;
+        await rawSql(trx, 'release savepoint concord_prerun');
+      } catch (err) {
+        await rawSql(trx, 'rollback to savepoint concord_prerun');
+        await rawSql(trx, 'release savepoint concord_prerun');
+        outcome = toOutcome(err);
+        patch = FAILED;
+      }
+    }, () => outcome);
+    deadline.clear();
+    this.opts.faults?.point(`after:${point}`);
+    return patch;
   }
 
   /**
@@ -333,7 +414,7 @@ export class SagaRuntime {
     let data = JSON.parse(row.data) as Record<string, unknown>;
     const random = this.opts.random ?? Math.random;
     /** True when `state` already counts the attempt about to run (persisted with the last write). */
-    let begun = false;
+    let begun = this.begunAtCreate.delete(id);
     /** True when a step changed `data` since the last write (else the row's data stays as it is). */
     let dirty = false;
     const writeProgress = async (db: Kysely<SagaTables> | null, events: SagaEventInput[]) => {
@@ -432,22 +513,7 @@ export class SagaRuntime {
           outcome = toOutcome(err);
         }
       };
-      if (tel?.enabled && traceCtx) {
-        await tel.inSpan(
-          `saga ${row.type} ${compensating ? 'undo ' : ''}${cmd.name}`,
-          SpanKind.INTERNAL,
-          async (span, stepCtx) => {
-            ctx.trace = stepCtx;
-            await runStep();
-            span.setAttribute('saga.id', id);
-            span.setAttribute('saga.attempt', cmd.attempt);
-            span.setAttribute('saga.outcome', outcome.type);
-            if (outcome.type !== 'ok') span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.error.slice(0, 200) });
-          },
-          {},
-          traceCtx,
-        );
-      } else await runStep();
+      await this.inStepSpan(row.type, id, cmd, traceCtx, ctx, runStep, () => outcome);
       deadline.clear();
       this.opts.faults?.point(`after:${point}`);
 
@@ -462,6 +528,27 @@ export class SagaRuntime {
       if (state.status === 'NEEDS_ATTENTION') this.opts.log.warn({ sagaId: id, type: row.type, step: cmd.name, error: state.lastError }, 'saga needs attention');
       if (delayMs > 0) await this.sleep(delayMs);
     }
+  }
+
+  /** Runs a step attempt in its span (when traced), giving the step the span's context. */
+  private async inStepSpan(type: string, id: string, cmd: { name: string; phase: machine.Phase; attempt: number }, traceCtx: TraceContext | null, ctx: StepContext<any>, run: () => Promise<void>, outcome: () => Outcome): Promise<void> {
+    const tel = this.opts.telemetry;
+    if (!tel?.enabled || !traceCtx) return run();
+    await tel.inSpan(
+      `saga ${type} ${cmd.phase === 'compensate' ? 'undo ' : ''}${cmd.name}`,
+      SpanKind.INTERNAL,
+      async (span, stepCtx) => {
+        ctx.trace = stepCtx;
+        await run();
+        const o = outcome();
+        span.setAttribute('saga.id', id);
+        span.setAttribute('saga.attempt', cmd.attempt);
+        span.setAttribute('saga.outcome', o.type);
+        if (o.type !== 'ok') span.setStatus({ code: SpanStatusCode.ERROR, message: o.error.slice(0, 200) });
+      },
+      {},
+      traceCtx,
+    );
   }
 
   /**

@@ -88,33 +88,46 @@ export class Store<DB> {
 
   private groupQueue: Array<{ fn: (trx: Kysely<DB>) => Promise<unknown>; trace: TraceContext | null; resolve: (v: unknown) => void; reject: (e: unknown) => void }> = [];
   private groupScheduled = false;
+  /** A group transaction is running: calls made meanwhile wait and go in the next one, together. */
+  private groupInFlight = false;
 
   /**
    * Group commit: runs `fn` in a transaction shared with the other `group` calls made in the
    * same tick (up to `MAX_GROUP`), each inside its own savepoint, so one failing `fn` rolls back
    * only itself. Resolves after the shared COMMIT — durability is the same as `tx`, at a fraction
    * of the per-transaction cost under load. The shared transaction's span continues the trace of
-   * the first caller that gives one (`traceCtx`, else its active context).
+   * the first caller that gives one (`traceCtx`, else its active context). One group runs at a
+   * time (the connection is one anyway): calls made while it runs go together in the next, so
+   * transactions grow with the load instead of queueing one per tick.
    */
   group<T>(fn: (trx: Kysely<DB>) => Promise<T>, traceCtx?: TraceContext | null): Promise<T> {
     const parent = this.telemetry?.enabled ? this.telemetry.parentOf(traceCtx) : null;
     return new Promise<T>((resolve, reject) => {
       this.groupQueue.push({ fn, trace: parent, resolve: resolve as (v: unknown) => void, reject });
-      if (!this.groupScheduled) {
-        this.groupScheduled = true;
-        setImmediate(() => void this.flushGroup());
-      }
+      this.scheduleGroup();
     });
   }
 
+  private scheduleGroup(): void {
+    if (this.groupScheduled || this.groupInFlight || this.groupQueue.length === 0) return;
+    this.groupScheduled = true;
+    setImmediate(() => void this.flushGroup());
+  }
+
   private async flushGroup(): Promise<void> {
-    const batch = this.groupQueue.splice(0, MAX_GROUP);
     this.groupScheduled = false;
-    if (this.groupQueue.length > 0) {
-      this.groupScheduled = true;
-      setImmediate(() => void this.flushGroup());
-    }
+    const batch = this.groupQueue.splice(0, MAX_GROUP);
     if (batch.length === 0) return;
+    this.groupInFlight = true;
+    try {
+      await this.runGroup(batch);
+    } finally {
+      this.groupInFlight = false;
+      this.scheduleGroup();
+    }
+  }
+
+  private async runGroup(batch: Store<DB>['groupQueue']): Promise<void> {
     const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
     const traced = this.telemetry?.enabled ? batch.find((item) => item.trace && trace.getSpanContext(item.trace)) : undefined;
     try {

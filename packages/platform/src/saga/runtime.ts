@@ -504,7 +504,7 @@ export class SagaRuntime {
           return;
         }
         try {
-          const patch = await withTimeout(compensating ? handlers.undo!(ctx) : handlers.run!(ctx), ctx.signal, cmd.name);
+          const patch = await deadline.race(compensating ? handlers.undo!(ctx) : handlers.run!(ctx));
           if (patch) {
             data = { ...data, ...patch };
             dirty = true;
@@ -714,44 +714,59 @@ function toOutcome(err: unknown): Outcome {
   return { type: 'transient', error: err instanceof Error ? err.message : String(err) };
 }
 
-/** A step's timeout as an AbortSignal, made on first use; `clear` stops its timer. */
+/**
+ * A step's timeout: one timer, armed when the step first needs it; `race` rejects a step's
+ * promise when it fires, and `signal()` (an AbortSignal for a handler that asks) is made only
+ * on first use. `clear` stops the timer.
+ */
 class StepDeadline {
-  private controller: AbortController | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private controller: AbortController | null = null;
+  private rejectRace: ((err: Error) => void) | null = null;
+  private expired: Error | null = null;
 
   constructor(
     private readonly timeoutMs: number,
     private readonly step: string,
   ) {}
 
+  private arm(): void {
+    if (this.timer || this.expired) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.expired = new Error(`step ${this.step} timed out after ${this.timeoutMs} ms`);
+      this.controller?.abort(this.expired);
+      this.rejectRace?.(this.expired);
+    }, this.timeoutMs);
+    this.timer.unref();
+  }
+
   signal(): AbortSignal {
     if (!this.controller) {
-      const controller = new AbortController();
-      this.controller = controller;
-      this.timer = setTimeout(() => controller.abort(new Error(`step ${this.step} timed out after ${this.timeoutMs} ms`)), this.timeoutMs);
-      this.timer.unref();
+      this.controller = new AbortController();
+      if (this.expired) this.controller.abort(this.expired);
+      else this.arm();
     }
     return this.controller.signal;
+  }
+
+  /** `p`, or a rejection when the timeout passes first. */
+  race<T>(p: Promise<T>): Promise<T> {
+    p.catch(() => {}); // a step that fails after its timeout must not become an unhandled rejection
+    if (this.expired) return Promise.reject(this.expired);
+    this.arm();
+    return Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        this.rejectRace = reject;
+      }),
+    ]);
   }
 
   clear(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-  }
-}
-
-async function withTimeout<T>(p: Promise<T>, signal: AbortSignal, step: string): Promise<T> {
-  p.catch(() => {}); // a step that fails after its timeout must not become an unhandled rejection
-  if (signal.aborted) throw new Error(`step ${step} timed out`);
-  let onAbort: () => void = () => {};
-  const timeout = new Promise<never>((_, reject) => {
-    onAbort = () => reject(new Error(`step ${step} timed out`));
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    signal.removeEventListener('abort', onAbort);
+    this.rejectRace = null;
   }
 }
 

@@ -13,8 +13,36 @@ export interface AuditOptions {
   onProgress?: (line: string) => void;
 }
 
+/** The longest a Retry-After is honoured, and the most time spent waiting on one request. */
+const MAX_RETRY_AFTER_MS = 10_000;
+const RETRY_BUDGET_MS = 120_000;
+
+/**
+ * How long to wait before asking again after an answer: the gateway's rate limit (429) and an
+ * overloaded service (503) say when in Retry-After; anything else is final (null). The audit
+ * reads every acknowledged order through the admin API, a thousand per request: after a long
+ * run that is more requests than the admin's rate limit allows at once.
+ */
+export function retryAfterMs(status: number, retryAfter: string | null): number | null {
+  if (status !== 429 && status !== 503) return null;
+  const s = Number(retryAfter);
+  return retryAfter !== null && Number.isFinite(s) && s >= 0 ? Math.min(MAX_RETRY_AFTER_MS, Math.max(100, s * 1000)) : 1000;
+}
+
+/** fetch, asking again while the answer says to retry later (bounded in total wait). */
+async function politeFetch(url: string, init: RequestInit, timeoutMs: number): Promise<Response> {
+  const giveUpAt = Date.now() + RETRY_BUDGET_MS;
+  for (;;) {
+    const r = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+    const waitMs = retryAfterMs(r.status, r.headers.get('retry-after'));
+    if (waitMs === null || Date.now() + waitMs > giveUpAt) return r;
+    await r.body?.cancel();
+    await new Promise((resolve) => setTimeout(resolve, waitMs));
+  }
+}
+
 async function getJson<T>(url: string, token: string): Promise<T> {
-  const r = await fetch(url, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(15_000) });
+  const r = await politeFetch(url, { headers: { authorization: `Bearer ${token}` } }, 15_000);
   const text = await r.text();
   if (!r.ok) throw new Error(`GET ${url} answered ${r.status}: ${text.slice(0, 300)}`);
   return JSON.parse(text) as T;
@@ -66,12 +94,11 @@ export async function runAudit(o: AuditOptions): Promise<{ ok: boolean; results:
     const statusOf = new Map<string, string | null>(ids.map((id) => [id, null]));
     const BATCH = 1000;
     for (let i = 0; i < ids.length; i += BATCH) {
-      const r = await fetch(`${o.gatewayUrl}/api/admin/orders/lookup`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${o.token}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ ids: ids.slice(i, i + BATCH) }),
-        signal: AbortSignal.timeout(30_000),
-      });
+      const r = await politeFetch(
+        `${o.gatewayUrl}/api/admin/orders/lookup`,
+        { method: 'POST', headers: { authorization: `Bearer ${o.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ ids: ids.slice(i, i + BATCH) }) },
+        30_000,
+      );
       if (r.status !== 200) throw new Error(`order lookup answered ${r.status}: ${(await r.text()).slice(0, 200)}`);
       for (const it of ((await r.json()) as { items: Array<{ id: string; status: string }> }).items) statusOf.set(it.id, it.status);
     }

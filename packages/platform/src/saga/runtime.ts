@@ -104,7 +104,7 @@ export interface RuntimeOptions {
 }
 
 const ACTIVE = ['RUNNING', 'COMPENSATING'] as const;
-/** Sagas remembered as begun at creation until driven (past it the memory starts over: an extra begin only counts one attempt more). */
+/** Sagas remembered as begun at creation until driven (past it the oldest are forgotten: an extra begin only counts one attempt more). */
 const MAX_BEGUN_AT_CREATE = 10_000;
 const FAILED = Symbol('failed');
 const MAX_DETAIL_CHARS = 2000;
@@ -236,7 +236,8 @@ export class SagaRuntime {
     await trx.executeQuery(compiledQuery(insertSql, rows.flatMap((row) => Object.values(row))));
     if (begun) {
       // The driver's first pass must not begin it again (a recovery pass does: crashes count).
-      if (this.begunAtCreate.size >= MAX_BEGUN_AT_CREATE) this.begunAtCreate.clear();
+      // Bounded: the oldest flag goes first (its saga, if ever driven, counts one attempt more).
+      if (this.begunAtCreate.size >= MAX_BEGUN_AT_CREATE) this.begunAtCreate.delete(this.begunAtCreate.values().next().value as string);
       this.begunAtCreate.add(id);
     }
   }
@@ -254,8 +255,8 @@ export class SagaRuntime {
     data: Record<string, unknown>,
     traceCtx: TraceContext | null,
   ): Promise<Record<string, unknown> | undefined | typeof FAILED> {
-    const point = cmd.name;
-    this.opts.faults?.point(`before:${point}`);
+    // No fault points here: this runs inside the request's transaction, so a crash injected
+    // here loses the order with it rather than testing how a saga recovers.
     const deadline = new StepDeadline(handlers.timeoutMs ?? this.opts.defaultStepTimeoutMs ?? 5000, cmd.name);
     const ctx: StepContext<unknown> = {
       sagaId: id,
@@ -281,9 +282,7 @@ export class SagaRuntime {
         outcome = toOutcome(err);
         patch = FAILED;
       }
-    }, () => outcome);
-    deadline.clear();
-    this.opts.faults?.point(`after:${point}`);
+    }, () => outcome).finally(() => deadline.clear());
     return patch;
   }
 
@@ -414,7 +413,9 @@ export class SagaRuntime {
     let data = JSON.parse(row.data) as Record<string, unknown>;
     const random = this.opts.random ?? Math.random;
     /** True when `state` already counts the attempt about to run (persisted with the last write). */
-    let begun = this.begunAtCreate.delete(id);
+    // Only as created here: still this instance's, and its first step begun (a flag left by a
+    // creation that rolled back can meet another row under a reused id).
+    let begun = this.begunAtCreate.delete(id) && row.owner === this.opts.owner && row.attempts > 0;
     /** True when a step changed `data` since the last write (else the row's data stays as it is). */
     let dirty = false;
     const writeProgress = async (db: Kysely<SagaTables> | null, events: SagaEventInput[]) => {
@@ -513,8 +514,7 @@ export class SagaRuntime {
           outcome = toOutcome(err);
         }
       };
-      await this.inStepSpan(row.type, id, cmd, traceCtx, ctx, runStep, () => outcome);
-      deadline.clear();
+      await this.inStepSpan(row.type, id, cmd, traceCtx, ctx, runStep, () => outcome).finally(() => deadline.clear());
       this.opts.faults?.point(`after:${point}`);
 
       let delayMs = 0;
@@ -533,7 +533,7 @@ export class SagaRuntime {
   /** Runs a step attempt in its span (when traced), giving the step the span's context. */
   private async inStepSpan(type: string, id: string, cmd: { name: string; phase: machine.Phase; attempt: number }, traceCtx: TraceContext | null, ctx: StepContext<any>, run: () => Promise<void>, outcome: () => Outcome): Promise<void> {
     const tel = this.opts.telemetry;
-    if (!tel?.enabled || !traceCtx) return run();
+    if (!tel?.enabled || !traceCtx || !trace.getSpanContext(traceCtx)) return run();
     await tel.inSpan(
       `saga ${type} ${cmd.phase === 'compensate' ? 'undo ' : ''}${cmd.name}`,
       SpanKind.INTERNAL,

@@ -110,7 +110,11 @@ export class OtlpJsonExporter implements SpanExporter {
     const all = Promise.all(parts).then(
       () => done({ code: ExportResultCode.SUCCESS }),
       (err: Error) => {
-        this.opts.onError?.(err);
+        try {
+          this.opts.onError?.(err);
+        } catch {
+          /* a failing error report must not keep the processor waiting */
+        }
         done({ code: ExportResultCode.FAILED, error: err });
       },
     );
@@ -119,7 +123,17 @@ export class OtlpJsonExporter implements SpanExporter {
   }
 
   /** node:http with a kept-alive connection: fetch's stream machinery cost more than the send itself (measured). */
-  private post(body: string): Promise<void> {
+  private async post(body: string): Promise<void> {
+    try {
+      await this.postOnce(body);
+    } catch (err) {
+      // A kept-alive connection the receiver had just closed: once more on a fresh one.
+      if ((err as { reusedSocket?: boolean }).reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET') await this.postOnce(body);
+      else throw err;
+    }
+  }
+
+  private postOnce(body: string): Promise<void> {
     return new Promise((resolve, reject) => {
       const payload = Buffer.from(body, 'utf8');
       const req = (this.url.protocol === 'https:' ? httpsRequest : httpRequest)(
@@ -132,7 +146,7 @@ export class OtlpJsonExporter implements SpanExporter {
         },
       );
       req.on('timeout', () => req.destroy(new Error(`OTLP export to ${this.opts.url} timed out after ${this.opts.timeoutMs} ms`)));
-      req.on('error', reject);
+      req.on('error', (err) => reject(Object.assign(err, { reusedSocket: req.reusedSocket })));
       req.end(payload);
     });
   }

@@ -68,18 +68,25 @@ const insertOrderRow = prepared<{ id: string; userId: string; total: number; now
 );
 /** One multi-row insert per line count (a shape each), up to the most lines an order may have. */
 const itemInserts = new Map<number, ReturnType<typeof prepared<Record<string, unknown>>>>();
-function insertItems(n: number): ReturnType<typeof prepared<Record<string, unknown>>> {
-  let q = itemInserts.get(n);
+/** Line `i`'s parameters, by name: `product<i>`, `quantity<i>`, `price<i>`. */
+const lineParams = (i: number) => ({ product: `product${i}`, quantity: `quantity${i}`, price: `price${i}` });
+async function insertItems(trx: Kysely<any>, orderId: string, lines: Line[]): Promise<void> {
+  let q = itemInserts.get(lines.length);
   if (!q) {
-    const names = ['id', ...Array.from({ length: n }, (_, i) => [`product${i}`, `quantity${i}`, `price${i}`]).flat()];
-    q = prepared<Record<string, unknown>>(names, (db: Odb, p) =>
-      db.insertInto('order_items').values(
-        Array.from({ length: n }, (_, line) => ({ order_id: p.id as string, line, product_id: p[`product${line}`] as string, quantity: p[`quantity${line}`] as number, price: p[`price${line}`] as number })),
-      ),
+    const named = lines.map((_, i) => lineParams(i));
+    q = prepared<Record<string, unknown>>(['id', ...named.flatMap((n) => [n.product, n.quantity, n.price])], (db: Odb, p) =>
+      db.insertInto('order_items').values(named.map((n, line) => ({ order_id: p.id as string, line, product_id: p[n.product] as string, quantity: p[n.quantity] as number, price: p[n.price] as number }))),
     );
-    itemInserts.set(n, q);
+    itemInserts.set(lines.length, q);
   }
-  return q;
+  const params: Record<string, unknown> = { id: orderId };
+  for (const [i, l] of lines.entries()) {
+    const n = lineParams(i);
+    params[n.product] = l.productId;
+    params[n.quantity] = l.quantity;
+    params[n.price] = l.price;
+  }
+  await q.run(trx, params);
 }
 
 export async function orderRoutes(ctx: ServiceContext<Config>): Promise<void> {
@@ -200,9 +207,7 @@ export async function orderRoutes(ctx: ServiceContext<Config>): Promise<void> {
 
   async function insertOrder(trx: Kysely<any>, id: string, userId: string, lines: Line[], total: number, now: string): Promise<void> {
     await insertOrderRow.run(trx, { id, userId, total, now });
-    const params: Record<string, unknown> = { id };
-    for (const [i, l] of lines.entries()) Object.assign(params, { [`product${i}`]: l.productId, [`quantity${i}`]: l.quantity, [`price${i}`]: l.price });
-    await insertItems(lines.length).run(trx, params);
+    await insertItems(trx, id, lines);
   }
 
   app.get<{ Params: { id: string } }>('/api/orders/:id', { schema: { params: IdParams } }, async (req) => {

@@ -23,5 +23,4 @@ export * from './mesh/config-client.js';
 export * from './tls/inbound.js';
 export * from './telemetry/tracing.js';
 export * from './telemetry/metrics.js';
-export { OtlpJsonExporter, otlpRequest } from './telemetry/otlp-json.js';
 export * from './batch/batch.js';

@@ -231,9 +231,7 @@ export class SagaRuntime {
       if (next.delayMs > 0) break;
     }
     await insertSaga.run(trx, { id, type, status: state.status, step: state.step, attempts: state.attempts, data: JSON.stringify(fields), owner: this.opts.owner, leaseUntilMs: this.now() + this.leaseMs, now });
-    const rows = events.map((e) => ({ saga_id: id, seq: nextSeq(), step: e.step, phase: e.phase, event: e.event, attempt: e.attempt, detail: e.detail, at: now }));
-    const insertSql = this.shape(`events×${rows.length}`, () => (trx as Kysely<SagaTables>).insertInto('saga_log').values(rows).compile());
-    await trx.executeQuery(compiledQuery(insertSql, rows.flatMap((row) => Object.values(row))));
+    await this.insertEvents(trx as Kysely<SagaTables>, id, events, now);
     if (begun) {
       // The driver's first pass must not begin it again (a recovery pass does: crashes count).
       // Bounded: the oldest flag goes first (its saga, if ever driven, counts one attempt more).
@@ -257,18 +255,7 @@ export class SagaRuntime {
   ): Promise<Record<string, unknown> | undefined | typeof FAILED> {
     // No fault points here: this runs inside the request's transaction, so a crash injected
     // here loses the order with it rather than testing how a saga recovers.
-    const deadline = new StepDeadline(handlers.timeoutMs ?? this.opts.defaultStepTimeoutMs ?? 5000, cmd.name);
-    const ctx: StepContext<unknown> = {
-      sagaId: id,
-      key: cmd.key,
-      attempt: cmd.attempt,
-      data,
-      failure: null,
-      get signal() {
-        return deadline.signal();
-      },
-      trace: traceCtx,
-    };
+    const { ctx, deadline } = this.stepContext(id, cmd, handlers, data, null, traceCtx);
     let outcome = { type: 'ok' } as Outcome;
     let patch: Record<string, unknown> | undefined | typeof FAILED;
     await this.inStepSpan(type, id, cmd, traceCtx, ctx, async () => {
@@ -462,20 +449,7 @@ export class SagaRuntime {
       }
       this.opts.faults?.point(`before:${point}`);
 
-      // The step's deadline: made on first use (a local step never asks) and cleared when the
-      // step ends — AbortSignal.timeout would keep a timer per step alive for its whole timeout.
-      const deadline = new StepDeadline(handlers.timeoutMs ?? this.opts.defaultStepTimeoutMs ?? 5000, cmd.name);
-      const ctx: StepContext<any> = {
-        sagaId: id,
-        key: cmd.key,
-        attempt: cmd.attempt,
-        data,
-        failure: state.failure,
-        get signal() {
-          return deadline.signal();
-        },
-        trace: traceCtx,
-      };
+      const { ctx, deadline } = this.stepContext(id, cmd, handlers, data, state.failure, traceCtx);
       const attemptState = state;
       // Assigned inside runStep (a closure), hence the widening casts.
       let outcome = { type: 'ok' } as Outcome;
@@ -528,6 +502,34 @@ export class SagaRuntime {
       if (state.status === 'NEEDS_ATTENTION') this.opts.log.warn({ sagaId: id, type: row.type, step: cmd.name, error: state.lastError }, 'saga needs attention');
       if (delayMs > 0) await this.sleep(delayMs);
     }
+  }
+
+  /**
+   * What a step attempt is given, and its deadline: the timer is armed on first use (a local step
+   * never asks) and must be cleared when the attempt ends — AbortSignal.timeout would keep a timer
+   * per step alive for its whole timeout.
+   */
+  private stepContext<D>(
+    id: string,
+    cmd: { name: string; attempt: number; key: string },
+    handlers: StepHandlers<D>,
+    data: D,
+    failure: machine.SagaFailure | null,
+    traceCtx: TraceContext | null,
+  ): { ctx: StepContext<D>; deadline: StepDeadline } {
+    const deadline = new StepDeadline(handlers.timeoutMs ?? this.opts.defaultStepTimeoutMs ?? 5000, cmd.name);
+    const ctx: StepContext<D> = {
+      sagaId: id,
+      key: cmd.key,
+      attempt: cmd.attempt,
+      data,
+      failure,
+      get signal() {
+        return deadline.signal();
+      },
+      trace: traceCtx,
+    };
+    return { ctx, deadline };
   }
 
   /** Runs a step attempt in its span (when traced), giving the step the span's context. */
@@ -602,6 +604,11 @@ export class SagaRuntime {
     );
     const r = await db.executeQuery(compiledQuery(updateSql, [...Object.values(values), id, this.opts.owner]));
     if (Number(r.numAffectedRows ?? 0) !== 1) throw new LostOwnership(`saga ${id} is owned by another instance now`);
+    await this.insertEvents(db, id, events, at);
+  }
+
+  /** Appends events to a saga's log in one statement (its SQL text cached per event count). */
+  private async insertEvents(db: Kysely<SagaTables>, id: string, events: SagaEventInput[], at: string): Promise<void> {
     const rows = events.map((e) => ({ saga_id: id, seq: nextSeq(), step: e.step, phase: e.phase, event: e.event, attempt: e.attempt, detail: e.detail ? e.detail.slice(0, MAX_DETAIL_CHARS) : null, at }));
     const insertSql = this.shape(`events×${rows.length}`, () => db.insertInto('saga_log').values(rows).compile());
     await db.executeQuery(compiledQuery(insertSql, rows.flatMap((row) => Object.values(row))));

@@ -21,6 +21,7 @@ import { mesh } from '@concord/core';
 import {
   type MeshClient,
   PROBLEM_CONTENT_TYPE,
+  Pool,
   type Problem,
   type Telemetry,
   UpstreamError,
@@ -29,12 +30,13 @@ import {
   peerPrincipal,
   portVar,
   problem,
+  requestOn,
   runService,
   sendProblem,
+  undiciErrors,
   urlVar,
 } from '@concord/platform';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { Pool, errors as undiciErrors } from 'undici';
 
 const SERVICE = /^[a-z][a-z0-9-]{0,62}$/;
 const name = process.env.CONCORD_SIDECAR_SERVICE ?? '';
@@ -122,7 +124,7 @@ runService({
       if (req.trace) ctx.telemetry.inject(req.trace.ctx, headers);
       const timeoutMs = Math.max(1, Math.min(config.upstreamTimeoutMs, (req.deadlineMs ?? Number.POSITIVE_INFINITY) - Date.now()));
       try {
-        const res = await upstream.request({
+        const res = await requestOn(upstream, {
           method: req.method as 'GET',
           path: req.url,
           headers,

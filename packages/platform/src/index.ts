@@ -24,3 +24,4 @@ export * from './tls/inbound.js';
 export * from './telemetry/tracing.js';
 export * from './telemetry/metrics.js';
 export * from './batch/batch.js';
+export * from './http-client/undici.js';

@@ -12,7 +12,7 @@
  */
 import { HttpError, type Logger } from '@concord/platform';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { Agent, request } from 'undici';
+import { Agent, request } from '@concord/platform';
 import type { MeshConfigService } from '../mesh-config/service.js';
 import { Catalog } from '../registry/catalog.js';
 import type { Registry } from '../registry/registry.js';

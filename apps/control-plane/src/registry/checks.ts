@@ -2,7 +2,7 @@
  * Runs HTTP checks at their interval and timeout: 2xx → passing, 429 → warning, anything else
  * (including an unreachable target or a timeout) → critical. Never throws.
  */
-import { Agent, request } from 'undici';
+import { Agent, request } from '@concord/platform';
 import type { CheckState, CheckStatus } from './catalog.js';
 
 /**

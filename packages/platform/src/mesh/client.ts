@@ -19,7 +19,8 @@
  */
 import { mesh } from '@concord/core';
 import { SpanKind } from '@opentelemetry/api';
-import { Client, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Client } from '../http-client/undici.js';
 import type { Instance, RegistryClient, ServiceWatch } from '../registry-client/client.js';
 import type { Logger } from '../service-kit/logger.js';
 import type { Metrics, RequestLabels } from '../telemetry/metrics.js';

@@ -4,7 +4,7 @@
  * could not be used). Cut off from the control plane, it keeps the last good configuration.
  */
 import { backoffDelayMs, mesh } from '@concord/core';
-import { Agent, request } from 'undici';
+import { Agent, request } from '../http-client/undici.js';
 import type { Logger } from '../service-kit/logger.js';
 
 const WAIT_S = 30;

@@ -6,7 +6,7 @@
  * and this client watches its own service and registers again when its entry is missing.
  */
 import { backoffDelayMs, type Picker, randomPicker, roundRobinPicker } from '@concord/core';
-import { Agent, request } from 'undici';
+import { Agent, request } from '../http-client/undici.js';
 import type { Logger } from '../service-kit/logger.js';
 
 export interface CheckDefinition {

@@ -1,0 +1,11 @@
+const where = process.argv[2], N = +process.argv[3];
+const { Client } = (await import('./lite.tmp.cjs')).default;
+const body = JSON.stringify({ orderId: '0190abcd-1234-7000-8000-000000000000', items: [{ productId: 'p1', quantity: 2 }] });
+const cs = Array.from({length: 8}, () => where === 'uds' ? new Client('http://localhost', { socketPath: '/tmp/exp/s.sock', pipelining: 1 }) : new Client('http://127.0.0.1:18999', { pipelining: 1 }));
+let i = 0;
+const send = () => new Promise((res, rej) => { const c = cs[i++ % 8]; const chunks = []; c.dispatch({ path: '/x', method: 'POST', headers: ['content-type','application/json'], body }, { onRequestStart(){}, onResponseStart(){}, onResponseData(_c, d){ chunks.push(d); }, onResponseEnd(){ res(); }, onResponseError(_c, e){ rej(e); } }); });
+const c0 = process.cpuUsage(); const t0 = performance.now(); let done = 0;
+await Promise.all(Array.from({length: 8}, async () => { while (done < N) { done++; await send(); } }));
+const c1 = process.cpuUsage(c0); const ms = performance.now() - t0;
+console.log(where, `${(N/ms*1000).toFixed(0)}/s client cpu ${((c1.user+c1.system)/N).toFixed(1)} us/req total ${((c1.user+c1.system)/1000).toFixed(0)} ms`);
+process.exit(0);

@@ -1,8 +1,9 @@
 /**
  * `npm run bench:telemetry`: order-flow throughput with tracing at 100 % sampling against
- * tracing off, in one run. Each configuration runs on a freshly started system, alternating
- * (off, on, off, on) so drift on a shared machine hits both alike, after a warm-up (JIT, pools)
- * that is not counted. Target: ≤ 10 % cost.
+ * tracing off, in one run. Each configuration runs on a freshly started system after a warm-up
+ * (JIT, pools) that is not counted. Rounds alternate which configuration goes first (off, on |
+ * on, off | …): whatever the previous system leaves behind (dirty pages being written back, a
+ * cooling CPU) then falls on both alike. Target: ≤ 10 % cost.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -52,8 +53,8 @@ async function once(tracing: boolean, round: number): Promise<Sample> {
 async function main(): Promise<void> {
   const samples: Sample[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
-    samples.push(await once(false, round));
-    samples.push(await once(true, round));
+    const order = round % 2 === 1 ? [false, true] : [true, false];
+    for (const tracing of order) samples.push(await once(tracing, round));
   }
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
   const off = samples.filter((s) => !s.tracing);
@@ -70,9 +71,10 @@ async function main(): Promise<void> {
   for (const [name, rate, p50, p99] of rows) process.stdout.write(`${name.padEnd(20)}${rate.toFixed(1).padStart(10)}${p50.toFixed(1).padStart(10)}${p99.toFixed(1).padStart(10)}\n`);
   // Each round's pair ran back to back, so its ratio is the least disturbed by the shared
   // machine drifting during the run; the median of the pairs resists one disturbed round.
+  // `off`/`on` keep the rounds' order whichever configuration ran first in a round.
   const pairs = off.map((o, i) => 1 - (on[i] as Sample).ordersPerS / o.ordersPerS);
   const medianCost = median(pairs);
-  process.stdout.write(`\ncost per round (on vs the off run just before it): ${pairs.map((p) => `${(p * 100).toFixed(1)} %`).join(', ')}; median ${(medianCost * 100).toFixed(1)} %\n`);
+  process.stdout.write(`\ncost per round (on vs the off run next to it; odd rounds ran off first, even rounds on first): ${pairs.map((p) => `${(p * 100).toFixed(1)} %`).join(', ')}; median ${(medianCost * 100).toFixed(1)} %\n`);
   process.stdout.write(`tracing cost: ${(cost * 100).toFixed(1)} % of throughput (means; target ≤ 10 %): ${cost <= 0.1 ? 'met' : 'NOT met'}\n`);
   mkdirSync(OUT_DIR, { recursive: true });
   writeFileSync(join(OUT_DIR, 'telemetry.json'), JSON.stringify({ samples, offRate, onRate, cost, costPerRound: pairs, medianCost, durationMs: DURATION_MS, rounds: ROUNDS, connections: CONNECTIONS }, null, 2));

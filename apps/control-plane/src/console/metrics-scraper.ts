@@ -5,8 +5,7 @@
  * under STRICT mTLS), over plain http otherwise. Bounded: instances per round, parallel
  * scrapes, bytes and time per scrape; a round never overlaps the previous one.
  */
-import type { Logger } from '@concord/platform';
-import { Agent, request } from '@concord/platform';
+import { Agent, type Logger, request } from '@concord/platform';
 import type { Registry } from '../registry/registry.js';
 import { summarizeScrape } from './scrape.js';
 import { type RoundInput, type Tick, TrafficModel } from './traffic.js';

@@ -10,9 +10,8 @@
  * - `GET|POST /api/console/gateway/<path>` → the gateway's `/api/<path>` with the caller's
  *   `Authorization`, for the whitelisted admin routes only (sagas, orders summary, breakers)
  */
-import { HttpError, type Logger } from '@concord/platform';
+import { Agent, HttpError, type Logger, request } from '@concord/platform';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { Agent, request } from '@concord/platform';
 import type { MeshConfigService } from '../mesh-config/service.js';
 import { Catalog } from '../registry/catalog.js';
 import type { Registry } from '../registry/registry.js';

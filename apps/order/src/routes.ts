@@ -66,27 +66,28 @@ const itemsOfOrder = prepared<{ id: string }, OrderDb['order_items']>(['id'], (d
 const insertOrderRow = prepared<{ id: string; userId: string; total: number; now: string }>(['id', 'userId', 'total', 'now'], (db: Odb, p) =>
   db.insertInto('orders').values({ id: p.id, user_id: p.userId, status: 'PENDING', total: p.total, reason: null, created_at: p.now, updated_at: p.now, cancel_requested_at: null }),
 );
-/** One multi-row insert per line count (a shape each), up to the most lines an order may have. */
-const itemInserts = new Map<number, ReturnType<typeof prepared<Record<string, unknown>>>>();
 /** Line `i`'s parameters, by name: `product<i>`, `quantity<i>`, `price<i>`. */
 const lineParams = (i: number) => ({ product: `product${i}`, quantity: `quantity${i}`, price: `price${i}` });
+/** One multi-row insert per line count (a shape each), up to the most lines an order may have, with its lines' parameter names. */
+const itemInserts = new Map<number, { q: ReturnType<typeof prepared<Record<string, unknown>>>; named: Array<ReturnType<typeof lineParams>> }>();
 async function insertItems(trx: Kysely<any>, orderId: string, lines: Line[]): Promise<void> {
-  let q = itemInserts.get(lines.length);
-  if (!q) {
+  let shape = itemInserts.get(lines.length);
+  if (!shape) {
     const named = lines.map((_, i) => lineParams(i));
-    q = prepared<Record<string, unknown>>(['id', ...named.flatMap((n) => [n.product, n.quantity, n.price])], (db: Odb, p) =>
+    const q = prepared<Record<string, unknown>>(['id', ...named.flatMap((n) => [n.product, n.quantity, n.price])], (db: Odb, p) =>
       db.insertInto('order_items').values(named.map((n, line) => ({ order_id: p.id as string, line, product_id: p[n.product] as string, quantity: p[n.quantity] as number, price: p[n.price] as number }))),
     );
-    itemInserts.set(lines.length, q);
+    shape = { q, named };
+    itemInserts.set(lines.length, shape);
   }
   const params: Record<string, unknown> = { id: orderId };
   for (const [i, l] of lines.entries()) {
-    const n = lineParams(i);
+    const n = shape.named[i] as ReturnType<typeof lineParams>;
     params[n.product] = l.productId;
     params[n.quantity] = l.quantity;
     params[n.price] = l.price;
   }
-  await q.run(trx, params);
+  await shape.q.run(trx, params);
 }
 
 export async function orderRoutes(ctx: ServiceContext<Config>): Promise<void> {

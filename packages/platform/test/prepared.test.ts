@@ -1,39 +1,29 @@
 /** Prepared queries on a real SQLite store: values bound by name, compiled once, misuse refused. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Kysely, sql } from 'kysely';
-import { createLogger } from '../src/service-kit/logger.js';
 import { prepared } from '../src/store/prepared.js';
-import { Store } from '../src/store/store.js';
+import type { Store } from '../src/store/store.js';
+import { openTempSqliteStore } from './sqlite-store.js';
 
 interface Db {
   stock: { id: string; available: number; reserved: number; note: string | null };
 }
 
-const log = createLogger({ service: 'prepared-test', instance: 'test', version: 'v1' }, 'silent');
-
 describe('prepared queries', () => {
-  let dir = '';
   let store: Store<Db>;
+  let close = async () => {};
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'concord-prepared-'));
-    store = await Store.open<Db>({ url: `sqlite:${join(dir, 't.db')}`, log });
-    await store.migrate([
+    ({ store, close } = await openTempSqliteStore<Db>('prepared', [
       {
         version: 1,
         name: 'stock',
         up: (db) => db.schema.createTable('stock').addColumn('id', 'text', (c) => c.primaryKey()).addColumn('available', 'integer').addColumn('reserved', 'integer').addColumn('note', 'text').execute(),
       },
-    ]);
+    ]));
   });
-  after(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => close());
 
   test('values are bound by name: in the builder order, used twice, beside constants; compiled once', async () => {
     let builds = 0;

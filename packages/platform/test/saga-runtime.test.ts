@@ -4,30 +4,23 @@
  * the creating transaction, and one that fails there is rolled back and left to the driver.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SagaRuntime, type SagaType } from '../src/saga/runtime.js';
 import { type SagaTables, sagaMigration, sagaStorageMigration } from '../src/saga/schema.js';
 import { createLogger } from '../src/service-kit/logger.js';
-import { Store } from '../src/store/store.js';
+import type { Store } from '../src/store/store.js';
+import { openTempSqliteStore } from './sqlite-store.js';
 
 const log = createLogger({ service: 'saga-test', instance: 'test', version: 'v1' }, 'silent');
 
 describe('saga runtime', () => {
-  let dir = '';
   let store: Store<SagaTables>;
+  let close = async () => {};
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'concord-saga-runtime-'));
-    store = await Store.open({ url: `sqlite:${join(dir, 's.db')}`, log });
-    await store.migrate([sagaMigration(1), sagaStorageMigration(2)]);
+    ({ store, close } = await openTempSqliteStore<SagaTables>('saga-runtime', [sagaMigration(1), sagaStorageMigration(2)]));
   });
-  after(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => close());
 
   test('a step that never answers fails after its timeout, is retried, and the saga compensates', async () => {
     const runs: number[] = [];

@@ -1,5 +1,5 @@
 /**
- * The lean OTLP/JSON exporter against the control plane's real receiver on a socket: what a
+ * The services' span export (protobuf) against the control plane's real receiver on a socket: what a
  * service's spans become in the trace store (ids, parents, kinds, times, attributes, error
  * status and message), and what the receiver makes of the request the exporter writes.
  */
@@ -12,7 +12,7 @@ import { decodeOtlpJson } from '../src/traces/otlp.js';
 import { traceRoutes } from '../src/traces/routes.js';
 import { TraceStore } from '../src/traces/store.js';
 
-describe('OTLP/JSON export to the control plane', () => {
+describe('OTLP export to the control plane', () => {
   const log = createLogger({ service: 'control-plane', instance: 'test', version: 'v1' }, 'silent');
   const store = new TraceStore();
   let app: FastifyInstance;

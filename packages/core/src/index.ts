@@ -8,3 +8,4 @@ export * from './breaker.js';
 export * as mesh from './mesh/index.js';
 export * from './histogram.js';
 export * from './ids.js';
+export * from './protobuf.js';

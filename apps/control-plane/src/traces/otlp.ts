@@ -4,8 +4,10 @@
  */
 import type { StoredSpan } from './store.js';
 
-const KINDS = ['UNSPECIFIED', 'INTERNAL', 'SERVER', 'CLIENT', 'PRODUCER', 'CONSUMER'];
-const MAX_ATTRIBUTES = 64;
+/** OTLP's span kinds by number. */
+export const KINDS = ['UNSPECIFIED', 'INTERNAL', 'SERVER', 'CLIENT', 'PRODUCER', 'CONSUMER'];
+/** What one span keeps at most, whatever the encoding it arrived in. */
+export const SPAN_LIMITS = { attributes: 64, keyChars: 200, stringValueChars: 1000, nameChars: 300, statusMessageChars: 300 } as const;
 
 type AnyValue = { stringValue?: string; intValue?: string | number; doubleValue?: number; boolValue?: boolean };
 type KeyValue = { key: string; value?: AnyValue };
@@ -21,7 +23,7 @@ function id(v: unknown, bytes: 8 | 16): string | null {
 
 function value(v: AnyValue | undefined): string | number | boolean | undefined {
   if (!v) return undefined;
-  if (v.stringValue !== undefined) return v.stringValue.slice(0, 1000);
+  if (v.stringValue !== undefined) return v.stringValue.slice(0, SPAN_LIMITS.stringValueChars);
   if (v.intValue !== undefined) return Number(v.intValue);
   if (v.doubleValue !== undefined) return v.doubleValue;
   if (v.boolValue !== undefined) return v.boolValue;
@@ -30,9 +32,9 @@ function value(v: AnyValue | undefined): string | number | boolean | undefined {
 
 function attrs(list: KeyValue[] | undefined): Record<string, string | number | boolean> {
   const out: Record<string, string | number | boolean> = {};
-  for (const kv of (list ?? []).slice(0, MAX_ATTRIBUTES)) {
+  for (const kv of (list ?? []).slice(0, SPAN_LIMITS.attributes)) {
     const v = value(kv.value);
-    if (typeof kv.key === 'string' && v !== undefined && kv.key !== '__proto__') out[kv.key.slice(0, 200)] = v;
+    if (typeof kv.key === 'string' && v !== undefined && kv.key !== '__proto__') out[kv.key.slice(0, SPAN_LIMITS.keyChars)] = v;
   }
   return out;
 }
@@ -61,7 +63,7 @@ export function decodeOtlpJson(body: unknown): StoredSpan[] {
           parentSpanId: id(s.parentSpanId, 8),
           service,
           instance,
-          name: String(s.name ?? '').slice(0, 300),
+          name: String(s.name ?? '').slice(0, SPAN_LIMITS.nameChars),
           kind: typeof s.kind === 'number' ? (KINDS[s.kind] ?? 'UNSPECIFIED') : String(s.kind ?? 'UNSPECIFIED').replace('SPAN_KIND_', ''),
           startTimeUnixNano: String(s.startTimeUnixNano ?? '0'),
           endTimeUnixNano: String(s.endTimeUnixNano ?? s.startTimeUnixNano ?? '0'),
@@ -69,7 +71,7 @@ export function decodeOtlpJson(body: unknown): StoredSpan[] {
           attributes: attrs(s.attributes as KeyValue[] | undefined),
         };
         if (!/^\d{1,20}$/.test(span.startTimeUnixNano) || !/^\d{1,20}$/.test(span.endTimeUnixNano)) continue;
-        if (status?.message) span.statusMessage = String(status.message).slice(0, 300);
+        if (status?.message) span.statusMessage = String(status.message).slice(0, SPAN_LIMITS.statusMessageChars);
         out.push(span);
       }
     }

@@ -1,8 +1,11 @@
-/** OTLP/HTTP receiver and the trace query API (API.md). */
+/** OTLP/HTTP receiver (protobuf and JSON encodings) and the trace query API (API.md). */
 import { HttpError, badRequest } from '@concord/platform';
 import type { FastifyInstance } from 'fastify';
 import { OtlpError, decodeOtlpJson } from './otlp.js';
-import type { TraceStore } from './store.js';
+import { ProtoError, indexOtlpProto } from './otlp-proto.js';
+import { type SpanRecord, type TraceStore, recordOf } from './store.js';
+
+const PROTOBUF = 'application/x-protobuf';
 
 const MAX_OTLP_BYTES = 8 * 1_048_576;
 
@@ -19,21 +22,30 @@ export function traceRoutes(app: FastifyInstance, store: TraceStore, onSpans?: (
         done(Object.assign(new SyntaxError('the body is not valid JSON'), { statusCode: 400 }), undefined);
       }
     });
+    // The binary encoding (what Concord's services and most OpenTelemetry SDKs send): the body
+    // stays a Buffer, and the stored spans point into it.
+    scope.addContentTypeParser(PROTOBUF, { parseAs: 'buffer', bodyLimit: MAX_OTLP_BYTES }, (_req, body, done) => done(null, body));
     // OTLP exporters may send large batches; this route alone accepts up to 8 MiB.
     scope.post('/v1/traces', { bodyLimit: MAX_OTLP_BYTES }, async (req, reply) => {
-      if (!String(req.headers['content-type'] ?? '').includes('json')) {
-        throw new HttpError(415, 'otlp-json-only', 'this receiver takes OTLP/HTTP with JSON encoding (application/json); configure the exporter for http/json');
+      const type = String(req.headers['content-type'] ?? '');
+      const protobuf = type.startsWith(PROTOBUF);
+      if (!protobuf && !type.includes('json')) {
+        throw new HttpError(415, 'otlp-encoding', 'this receiver takes OTLP/HTTP with protobuf (application/x-protobuf) or JSON (application/json) encoding', {
+          errors: [{ path: '/headers/content-type', message: 'must be application/x-protobuf or application/json' }],
+        });
       }
-      let spans: ReturnType<typeof decodeOtlpJson>;
+      let records: SpanRecord[];
       try {
-        spans = decodeOtlpJson(req.body);
+        records = protobuf ? indexOtlpProto(req.body as Buffer) : decodeOtlpJson(req.body).map(recordOf);
       } catch (err) {
-        if (err instanceof OtlpError) throw badRequest([{ path: '/body', message: err.message }]);
+        if (err instanceof OtlpError || err instanceof ProtoError) throw badRequest([{ path: '/body', message: err.message }]);
         throw err;
       }
-      store.add(spans, Date.now());
-      onSpans?.(spans.length);
+      store.addRecords(records, Date.now());
+      onSpans?.(records.length);
       reply.code(200);
+      // OTLP answers in the request's encoding; an empty ExportTraceServiceResponse is zero bytes.
+      if (protobuf) return reply.type(PROTOBUF).send(Buffer.alloc(0));
       return { partialSuccess: {} };
     });
   });

@@ -1,6 +1,11 @@
 /**
- * The control plane's trace store: spans received over OTLP/HTTP (JSON), grouped by trace,
- * bounded in traces, spans and age. Pure apart from the clock passed in.
+ * The control plane's trace store: spans received over OTLP/HTTP (protobuf or JSON), grouped by
+ * trace, bounded in traces, spans and age. Pure apart from the clock passed in.
+ *
+ * A span is kept as a record: what the index needs (its trace, service, times, error status,
+ * whether it has a parent) plus a way to the full span. A span that arrived as protobuf stays
+ * in its request's bytes and is decoded only when a query shows it, so receiving costs little
+ * and a stored span holds no per-attribute objects for the collector to trace.
  */
 export interface StoredSpan {
   traceId: string;
@@ -17,13 +22,45 @@ export interface StoredSpan {
   attributes: Record<string, string | number | boolean>;
 }
 
+/** One stored span. Times in milliseconds since the epoch, as doubles (within a microsecond). */
+export interface SpanRecord {
+  readonly traceId: string;
+  readonly service: string;
+  readonly startMs: number;
+  readonly endMs: number;
+  readonly error: boolean;
+  /** The span has no parent id. */
+  readonly root: boolean;
+  /** The full span. */
+  span(): StoredSpan;
+}
+
+/** A record of a span decoded on arrival (OTLP/JSON). */
+export function recordOf(s: StoredSpan): SpanRecord {
+  const startMs = Number(s.startTimeUnixNano) / 1e6;
+  return { traceId: s.traceId, service: s.service, startMs, endMs: Number(s.endTimeUnixNano) / 1e6, error: s.status === 'ERROR', root: s.parentSpanId === null, span: () => s };
+}
+
 interface TraceEntry {
-  spans: StoredSpan[];
-  startNs: bigint;
-  endNs: bigint;
+  spans: SpanRecord[];
+  startMs: number;
+  endMs: number;
   services: Set<string>;
   error: boolean;
   receivedAtMs: number;
+  /** The root's service and name and the exact start, worked out when first asked (spans arriving clear it). */
+  head: { rootService: string; rootName: string; startTimeUnixNano: string } | null;
+}
+
+/** To the microsecond: the times are doubles of ~1.8e12 ms, whose difference carries rounding noise below that. */
+function durationMsOf(t: TraceEntry): number {
+  return Math.round((t.endMs - t.startMs) * 1000) / 1000;
+}
+
+function byStart(a: StoredSpan, b: StoredSpan): number {
+  const x = BigInt(a.startTimeUnixNano);
+  const y = BigInt(b.startTimeUnixNano);
+  return x < y ? -1 : x > y ? 1 : 0;
 }
 
 export interface TraceSummary {
@@ -61,11 +98,16 @@ export class TraceStore {
     return this.spanCount;
   }
 
-  add(spans: StoredSpan[], nowMs: number): void {
-    for (const s of spans) {
+  /** Spans decoded on arrival (OTLP/JSON, tests). */
+  add(spans: readonly StoredSpan[], nowMs: number): void {
+    this.addRecords(spans.map(recordOf), nowMs);
+  }
+
+  addRecords(records: readonly SpanRecord[], nowMs: number): void {
+    for (const s of records) {
       let t = this.traces.get(s.traceId);
       if (!t) {
-        t = { spans: [], startNs: BigInt(s.startTimeUnixNano), endNs: BigInt(s.endTimeUnixNano), services: new Set(), error: false, receivedAtMs: nowMs };
+        t = { spans: [], startMs: s.startMs, endMs: s.endMs, services: new Set(), error: false, receivedAtMs: nowMs, head: null };
         this.traces.set(s.traceId, t);
       }
       if (t.spans.length >= this.limits.maxSpansPerTrace) {
@@ -73,13 +115,12 @@ export class TraceStore {
         continue;
       }
       t.spans.push(s);
+      t.head = null;
       this.spanCount++;
-      const start = BigInt(s.startTimeUnixNano);
-      const end = BigInt(s.endTimeUnixNano);
-      if (start < t.startNs) t.startNs = start;
-      if (end > t.endNs) t.endNs = end;
+      if (s.startMs < t.startMs) t.startMs = s.startMs;
+      if (s.endMs > t.endMs) t.endMs = s.endMs;
       t.services.add(s.service);
-      if (s.status === 'ERROR') t.error = true;
+      if (s.error) t.error = true;
     }
     this.evict(nowMs);
   }
@@ -97,20 +138,38 @@ export class TraceStore {
   get(traceId: string): { traceId: string; spans: StoredSpan[] } | null {
     const t = this.traces.get(traceId);
     if (!t) return null;
-    const spans = [...t.spans].sort((a, b) => (BigInt(a.startTimeUnixNano) < BigInt(b.startTimeUnixNano) ? -1 : 1));
-    return { traceId, spans };
+    return { traceId, spans: t.spans.map((r) => r.span()).sort(byStart) };
+  }
+
+  /**
+   * The root is the earliest span with no parent; a trace continued from outside (its first
+   * span's parent is elsewhere) has none, and then it is the earliest span whose parent is not in
+   * the trace. Only the spans needed are decoded.
+   */
+  private headOf(t: TraceEntry): NonNullable<TraceEntry['head']> {
+    let first: SpanRecord | undefined;
+    let root: SpanRecord | undefined;
+    for (const r of t.spans) {
+      if (!first || r.startMs < first.startMs) first = r;
+      if (r.root && (!root || r.startMs < root.startMs)) root = r;
+    }
+    let rootSpan = root?.span();
+    if (!rootSpan) {
+      const spans = t.spans.map((r) => r.span());
+      const ids = new Set(spans.map((s) => s.spanId));
+      rootSpan = spans.filter((s) => !s.parentSpanId || !ids.has(s.parentSpanId)).sort(byStart)[0] ?? spans[0];
+    }
+    return { rootService: rootSpan?.service ?? '', rootName: rootSpan?.name ?? '', startTimeUnixNano: first?.span().startTimeUnixNano ?? '0' };
   }
 
   private summarize(id: string, t: TraceEntry): TraceSummary {
-    const ids = new Set(t.spans.map((s) => s.spanId));
-    const roots = t.spans.filter((s) => !s.parentSpanId || !ids.has(s.parentSpanId));
-    const root = roots.sort((a, b) => (BigInt(a.startTimeUnixNano) < BigInt(b.startTimeUnixNano) ? -1 : 1))[0] ?? t.spans[0];
+    t.head ??= this.headOf(t);
     return {
       traceId: id,
-      rootService: root?.service ?? '',
-      rootName: root?.name ?? '',
-      startTimeUnixNano: t.startNs.toString(),
-      durationMs: Number(t.endNs - t.startNs) / 1e6,
+      rootService: t.head.rootService,
+      rootName: t.head.rootName,
+      startTimeUnixNano: t.head.startTimeUnixNano,
+      durationMs: durationMsOf(t),
       spanCount: t.spans.length,
       services: [...t.services].sort(),
       status: t.error ? 'ERROR' : 'OK',
@@ -126,7 +185,7 @@ export class TraceStore {
       if (q.service && !t.services.has(q.service)) continue;
       if (q.status === 'ERROR' && !t.error) continue;
       if (q.status === 'OK' && t.error) continue;
-      const durationMs = Number(t.endNs - t.startNs) / 1e6;
+      const durationMs = durationMsOf(t);
       if (q.minDurationMs !== undefined && durationMs < q.minDurationMs) continue;
       if (q.maxDurationMs !== undefined && durationMs > q.maxDurationMs) continue;
       const summary = this.summarize(id, t);

@@ -13,7 +13,7 @@
  *
  * W3C `traceparent` and B3 (`x-b3-*` and single `b3`) are accepted; `traceparent` and the `x-b3-*`
  * headers are emitted (Envoy, Zipkin and Istio read the multi-header form). Spans go
- * over OTLP/HTTP to the control plane's trace store by default, or to the collector named by
+ * over OTLP/HTTP (protobuf) to the control plane's trace store by default, or to the collector named by
  * OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT; OTEL_TRACES_SAMPLER (and
  * _ARG) choose the sampler, as the OpenTelemetry specification defines them.
  */
@@ -40,10 +40,11 @@ import {
   type ReadableSpan,
   type Sampler,
   type SpanExporter,
+  type SpanProcessor,
   TraceIdRatioBasedSampler,
 } from '@opentelemetry/sdk-trace-base';
 import type { Logger } from '../service-kit/logger.js';
-import { OtlpJsonExporter } from './otlp-json.js';
+import { OtlpProtoSpanProcessor } from './otlp-proto.js';
 
 export type TraceContext = Context;
 const NO_SPAN = trace.wrapSpanContext({ traceId: '0'.repeat(32), spanId: '0'.repeat(16), traceFlags: 0 });
@@ -94,17 +95,29 @@ export function tracesEndpoint(env: NodeJS.ProcessEnv, controlUrl: string): stri
 const EXPORT_ERROR_LOG_INTERVAL_MS = 60_000;
 const EXPORT_TIMEOUT_MS = 5000;
 
+/** How long a finished span waits at most before it is sent. */
+const SCHEDULED_DELAY_MS = 500;
+
 /**
- * The control plane's receiver gets the lean exporter; a collector named by the environment gets
- * the SDK's, which reads the rest of OTEL_EXPORTER_OTLP_* (headers, compression, retries) too.
+ * The control plane's receiver gets spans encoded as they end (otlp-proto.ts); a collector named
+ * by the environment gets the SDK's batch processor and exporter, which read the rest of
+ * OTEL_EXPORTER_OTLP_* (headers, compression, retries) too.
  */
-function exporterFor(env: NodeJS.ProcessEnv, controlUrl: string, log: Logger): SpanExporter {
+function processorFor(env: NodeJS.ProcessEnv, controlUrl: string, log: Logger): SpanProcessor {
   const url = tracesEndpoint(env, controlUrl);
-  if (env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT) return new SdkOtlpExporter({ url, timeoutMillis: EXPORT_TIMEOUT_MS });
+  if (env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT) {
+    return new BatchSpanProcessor(new SdkOtlpExporter({ url, timeoutMillis: EXPORT_TIMEOUT_MS }), {
+      maxQueueSize: 4096,
+      maxExportBatchSize: 512,
+      scheduledDelayMillis: SCHEDULED_DELAY_MS,
+      exportTimeoutMillis: EXPORT_TIMEOUT_MS,
+    });
+  }
   let loggedAtMs = Number.NEGATIVE_INFINITY;
-  return new OtlpJsonExporter({
+  return new OtlpProtoSpanProcessor({
     url,
     timeoutMs: EXPORT_TIMEOUT_MS,
+    scheduledDelayMs: SCHEDULED_DELAY_MS,
     onError: (err) => {
       if (Date.now() - loggedAtMs < EXPORT_ERROR_LOG_INTERVAL_MS) return;
       loggedAtMs = Date.now();
@@ -151,16 +164,7 @@ export class Telemetry {
   private readonly b3 = new B3Propagator({ injectEncoding: B3InjectEncoding.MULTI_HEADER });
 
   constructor(opts: { service: string; version: string; instanceId: string; controlUrl: string; env: NodeJS.ProcessEnv; log: Logger; enabled: boolean }) {
-    const processors = opts.enabled
-      ? [
-          new BatchSpanProcessor(exporterFor(opts.env, opts.controlUrl, opts.log), {
-            maxQueueSize: 4096,
-            maxExportBatchSize: 512,
-            scheduledDelayMillis: 500,
-            exportTimeoutMillis: 5000,
-          }),
-        ]
-      : [];
+    const processors = opts.enabled ? [processorFor(opts.env, opts.controlUrl, opts.log)] : [];
     this.provider = new BasicTracerProvider({
       resource: resourceFromAttributes({
         'service.name': opts.service,

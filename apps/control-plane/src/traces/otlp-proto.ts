@@ -1,0 +1,313 @@
+/**
+ * Reads an OTLP/HTTP protobuf trace export (ExportTraceServiceRequest) into span records that
+ * point into the request's bytes. Receiving reads only what the store indexes (trace id, times,
+ * whether there is a parent, error status) and checks the ids; the rest of a span (name,
+ * attributes, kind) is decoded when a query asks for it. Unknown fields are skipped, as
+ * protobuf allows.
+ */
+import { ProtoError, ProtoReader, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, fixed64ToDecimal } from '@concord/core';
+import { KINDS, SPAN_LIMITS } from './otlp.js';
+import type { SpanRecord, StoredSpan } from './store.js';
+
+export { ProtoError };
+
+const TWO_32 = 4_294_967_296;
+
+interface Resource {
+  service: string;
+  instance: string;
+}
+
+function expectWire(got: number, want: number, what: string): void {
+  if (got !== want) throw new ProtoError(`${what} has wire type ${got}, expected ${want}`);
+}
+
+/** An AnyValue as the store keeps it (string, number or boolean; others are left out). */
+function anyValue(buf: Buffer, start: number, end: number): string | number | boolean | undefined {
+  const r = new ProtoReader(buf, start, end);
+  let out: string | number | boolean | undefined;
+  while (!r.done) {
+    const tag = r.varint();
+    const wt = tag & 7;
+    switch (tag >>> 3) {
+      case 1:
+        expectWire(wt, WIRE_LEN, 'AnyValue.string_value');
+        out = r.string().slice(0, SPAN_LIMITS.stringValueChars);
+        break;
+      case 2:
+        expectWire(wt, WIRE_VARINT, 'AnyValue.bool_value');
+        out = r.varint() !== 0;
+        break;
+      case 3:
+        expectWire(wt, WIRE_VARINT, 'AnyValue.int_value');
+        out = r.int64();
+        break;
+      case 4:
+        expectWire(wt, WIRE_FIXED64, 'AnyValue.double_value');
+        out = r.double();
+        break;
+      default:
+        r.skip(wt);
+    }
+  }
+  return out;
+}
+
+/** A KeyValue: its key and value, or null when either is missing or unusable. */
+function keyValue(buf: Buffer, start: number, end: number): [string, string | number | boolean] | null {
+  const r = new ProtoReader(buf, start, end);
+  let key: string | undefined;
+  let value: string | number | boolean | undefined;
+  while (!r.done) {
+    const tag = r.varint();
+    const wt = tag & 7;
+    const field = tag >>> 3;
+    if (field === 1 && wt === WIRE_LEN) key = r.string();
+    else if (field === 2 && wt === WIRE_LEN) {
+      const v = r.len();
+      value = anyValue(buf, v.start, v.end);
+    } else r.skip(wt);
+  }
+  return key === undefined || value === undefined || key === '__proto__' ? null : [key.slice(0, SPAN_LIMITS.keyChars), value];
+}
+
+function resourceOf(buf: Buffer, start: number, end: number): Resource {
+  const r = new ProtoReader(buf, start, end);
+  const res: Resource = { service: 'unknown', instance: '' };
+  while (!r.done) {
+    const tag = r.varint();
+    if (tag >>> 3 === 1 && (tag & 7) === WIRE_LEN) {
+      const at = r.len();
+      const kv = keyValue(buf, at.start, at.end);
+      if (kv?.[0] === 'service.name') res.service = String(kv[1]);
+      else if (kv?.[0] === 'service.instance.id') res.instance = String(kv[1]);
+    } else r.skip(tag & 7);
+  }
+  return res;
+}
+
+/** A span kept as its bytes: the index fields read on arrival, the rest on demand. */
+class ProtoSpanRecord implements SpanRecord {
+  constructor(
+    readonly traceId: string,
+    private readonly buf: Buffer,
+    private readonly start: number,
+    private readonly end: number,
+    private readonly resource: Resource,
+    readonly startMs: number,
+    readonly endMs: number,
+    readonly error: boolean,
+    readonly root: boolean,
+  ) {}
+
+  get service(): string {
+    return this.resource.service;
+  }
+
+  span(): StoredSpan {
+    return decodeSpan(this.buf, this.start, this.end, this.resource);
+  }
+}
+
+function statusOf(buf: Buffer, start: number, end: number): { code: number; message?: string } {
+  const r = new ProtoReader(buf, start, end);
+  const out: { code: number; message?: string } = { code: 0 };
+  while (!r.done) {
+    const tag = r.varint();
+    const wt = tag & 7;
+    if (tag >>> 3 === 3 && wt === WIRE_VARINT) out.code = r.varint();
+    else if (tag >>> 3 === 2 && wt === WIRE_LEN) out.message = r.string();
+    else r.skip(wt);
+  }
+  return out;
+}
+
+/** Reads the index fields of one Span message; null when its ids are not 16 and 8 bytes. */
+function indexSpan(buf: Buffer, start: number, end: number, res: Resource): ProtoSpanRecord | null {
+  const r = new ProtoReader(buf, start, end);
+  let traceId = '';
+  let spanIdOk = false;
+  let root = true;
+  let startMs = 0;
+  let endMs = -1;
+  let error = false;
+  while (!r.done) {
+    const tag = r.varint();
+    const wt = tag & 7;
+    switch (tag >>> 3) {
+      case 1: {
+        expectWire(wt, WIRE_LEN, 'Span.trace_id');
+        const at = r.len();
+        if (at.end - at.start === 16) traceId = buf.toString('hex', at.start, at.end);
+        break;
+      }
+      case 2: {
+        expectWire(wt, WIRE_LEN, 'Span.span_id');
+        const at = r.len();
+        spanIdOk = at.end - at.start === 8;
+        break;
+      }
+      case 4: {
+        expectWire(wt, WIRE_LEN, 'Span.parent_span_id');
+        const at = r.len();
+        root = at.end === at.start;
+        break;
+      }
+      case 7: {
+        expectWire(wt, WIRE_FIXED64, 'Span.start_time_unix_nano');
+        const t = r.fixed64();
+        startMs = (t.hi * TWO_32 + t.lo) / 1e6;
+        break;
+      }
+      case 8: {
+        expectWire(wt, WIRE_FIXED64, 'Span.end_time_unix_nano');
+        const t = r.fixed64();
+        endMs = (t.hi * TWO_32 + t.lo) / 1e6;
+        break;
+      }
+      case 15: {
+        expectWire(wt, WIRE_LEN, 'Span.status');
+        const at = r.len();
+        error = statusOf(buf, at.start, at.end).code === 2;
+        break;
+      }
+      default:
+        r.skip(wt);
+    }
+  }
+  if (traceId === '' || !spanIdOk) return null;
+  return new ProtoSpanRecord(traceId, buf, start, end, res, startMs, endMs < 0 ? startMs : endMs, error, root);
+}
+
+/** A Span message decoded in full (what GET /api/traces/:id shows). */
+export function decodeSpan(buf: Buffer, start: number, end: number, res: Resource): StoredSpan {
+  const r = new ProtoReader(buf, start, end);
+  const span: StoredSpan = {
+    traceId: '',
+    spanId: '',
+    parentSpanId: null,
+    service: res.service,
+    instance: res.instance,
+    name: '',
+    kind: 'UNSPECIFIED',
+    startTimeUnixNano: '0',
+    endTimeUnixNano: '',
+    status: 'UNSET',
+    attributes: {},
+  };
+  let attributes = 0;
+  while (!r.done) {
+    const tag = r.varint();
+    const wt = tag & 7;
+    const field = tag >>> 3;
+    // The wire types of the fields read on arrival were checked then; the others are here.
+    if ((field === 5 || field === 9) && wt !== WIRE_LEN) {
+      r.skip(wt);
+      continue;
+    }
+    if (field === 6 && wt !== WIRE_VARINT) {
+      r.skip(wt);
+      continue;
+    }
+    switch (field) {
+      case 1:
+        span.traceId = r.hex();
+        break;
+      case 2:
+        span.spanId = r.hex();
+        break;
+      case 4: {
+        const parent = r.hex();
+        span.parentSpanId = parent === '' ? null : parent;
+        break;
+      }
+      case 5:
+        span.name = r.string().slice(0, SPAN_LIMITS.nameChars);
+        break;
+      case 6:
+        span.kind = KINDS[r.varint()] ?? 'UNSPECIFIED';
+        break;
+      case 7: {
+        const t = r.fixed64();
+        span.startTimeUnixNano = fixed64ToDecimal(t.lo, t.hi);
+        break;
+      }
+      case 8: {
+        const t = r.fixed64();
+        span.endTimeUnixNano = fixed64ToDecimal(t.lo, t.hi);
+        break;
+      }
+      case 9: {
+        const at = r.len();
+        if (attributes++ >= SPAN_LIMITS.attributes) break;
+        try {
+          const kv = keyValue(buf, at.start, at.end);
+          if (kv) span.attributes[kv[0]] = kv[1];
+        } catch (err) {
+          // An attribute that is not well-formed is left out; the span is still shown.
+          if (!(err instanceof ProtoError)) throw err;
+        }
+        break;
+      }
+      case 15: {
+        const at = r.len();
+        const st = statusOf(buf, at.start, at.end);
+        span.status = st.code === 2 ? 'ERROR' : st.code === 1 ? 'OK' : 'UNSET';
+        if (st.message) span.statusMessage = st.message.slice(0, SPAN_LIMITS.statusMessageChars);
+        break;
+      }
+      default:
+        r.skip(wt);
+    }
+  }
+  if (span.endTimeUnixNano === '') span.endTimeUnixNano = span.startTimeUnixNano;
+  return span;
+}
+
+/**
+ * The spans of an ExportTraceServiceRequest as records pointing into `buf` (keep `buf` as it
+ * is). Spans whose ids have the wrong length are left out, as the JSON receiver does; bytes
+ * that are not a well-formed request throw ProtoError.
+ */
+export function indexOtlpProto(buf: Buffer): SpanRecord[] {
+  const out: SpanRecord[] = [];
+  const req = new ProtoReader(buf, 0, buf.length);
+  while (!req.done) {
+    const tag = req.varint();
+    if (tag >>> 3 !== 1) {
+      req.skip(tag & 7);
+      continue;
+    }
+    expectWire(tag & 7, WIRE_LEN, 'ExportTraceServiceRequest.resource_spans');
+    const rs = req.len();
+    // A message's fields may come in any order: the resource is read before the spans use it.
+    const r = new ProtoReader(buf, rs.start, rs.end);
+    let res: Resource = { service: 'unknown', instance: '' };
+    const scopes: Array<{ start: number; end: number }> = [];
+    while (!r.done) {
+      const t = r.varint();
+      const field = t >>> 3;
+      if (field === 1 || field === 2) {
+        expectWire(t & 7, WIRE_LEN, field === 1 ? 'ResourceSpans.resource' : 'ResourceSpans.scope_spans');
+        const at = r.len();
+        if (field === 1) res = resourceOf(buf, at.start, at.end);
+        else scopes.push(at);
+      } else r.skip(t & 7);
+    }
+    for (const ss of scopes) {
+      const s = new ProtoReader(buf, ss.start, ss.end);
+      while (!s.done) {
+        const t = s.varint();
+        if (t >>> 3 !== 2) {
+          s.skip(t & 7);
+          continue;
+        }
+        expectWire(t & 7, WIRE_LEN, 'ScopeSpans.spans');
+        const at = s.len();
+        const rec = indexSpan(buf, at.start, at.end, res);
+        if (rec) out.push(rec);
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,167 @@
+/**
+ * The control plane's OTLP/HTTP protobuf receiver: it reads what OpenTelemetry's own protobuf
+ * serializer writes (an encoder Concord did not write) into the same stored spans as the JSON
+ * receiver makes of the same spans, refuses malformed bytes with a 400 naming the body, and
+ * answers in the request's encoding. And the services' span processor: one export per filled
+ * buffer, and a bounded queue when the receiver is slow.
+ */
+import assert from 'node:assert/strict';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { createServer } from 'node:http';
+import { ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { JsonTraceSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { BasicTracerProvider, InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { SpanKind, SpanStatusCode, buildApp, createLogger } from '@concord/platform';
+import { FLUSH_AT_BYTES, MAX_QUEUED_BYTES, OtlpProtoSpanProcessor } from '@concord/platform/telemetry/otlp-proto';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import type { FastifyInstance } from 'fastify';
+import { request } from 'undici';
+import { decodeOtlpJson } from '../src/traces/otlp.js';
+import { indexOtlpProto } from '../src/traces/otlp-proto.js';
+import { traceRoutes } from '../src/traces/routes.js';
+import { TraceStore } from '../src/traces/store.js';
+
+/** Finished SDK spans of one small trace: a server span with a failing child and a client child. */
+function sdkSpans(): ReadableSpan[] {
+  const exporter = new InMemorySpanExporter();
+  const provider = new BasicTracerProvider({
+    resource: resourceFromAttributes({ 'service.name': 'payment', 'service.instance.id': 'payment-3' }),
+    spanProcessors: [new SimpleSpanProcessor(exporter)],
+  });
+  const tracer = provider.getTracer('concord', '0.1.0');
+  const root = tracer.startSpan('POST /internal/payments', { kind: SpanKind.SERVER, attributes: { 'http.response.status_code': 201, 'concord.ratio': 0.25, 'concord.retry': false, 'concord.tags': ['a', 'b'], 'concord.offset': -3 } });
+  const ctx = trace.setSpan(ROOT_CONTEXT, root);
+  const child = tracer.startSpan('db.transaction', { kind: SpanKind.INTERNAL, attributes: { 'db.system': 'sqlite', 'ünïcode.key': 'välue ✓' } }, ctx);
+  child.setStatus({ code: SpanStatusCode.ERROR, message: 'disk I/O error' });
+  child.addEvent('retrying', { attempt: 2 });
+  child.end();
+  const client = tracer.startSpan('POST points', { kind: SpanKind.CLIENT }, ctx);
+  client.end();
+  root.end();
+  return exporter.getFinishedSpans();
+}
+
+describe('OTLP/HTTP protobuf receiver', () => {
+  const log = createLogger({ service: 'control-plane', instance: 'test', version: 'v1' }, 'silent');
+  const store = new TraceStore();
+  let app: FastifyInstance;
+  let url = '';
+
+  before(async () => {
+    app = buildApp({ log, servedBy: 'control-plane@v1#test', bodyLimitBytes: 1_048_576 }).app;
+    traceRoutes(app, store);
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/v1/traces`;
+  });
+  after(() => app.close());
+
+  test("OpenTelemetry's own protobuf serializer and its JSON serializer give the same stored spans", () => {
+    const spans = sdkSpans();
+    const fromProto = indexOtlpProto(Buffer.from(ProtobufTraceSerializer.serializeRequest(spans) as Uint8Array)).map((r) => r.span());
+    const fromJson = decodeOtlpJson(JSON.parse(new TextDecoder().decode(JsonTraceSerializer.serializeRequest(spans) as Uint8Array)));
+    assert.equal(fromProto.length, 3);
+    assert.deepEqual(fromProto, fromJson);
+    const tx = fromProto.find((s) => s.name === 'db.transaction');
+    assert.deepEqual(tx?.attributes, { 'db.system': 'sqlite', 'ünïcode.key': 'välue ✓' });
+    assert.equal(tx?.status, 'ERROR');
+    assert.equal(tx?.statusMessage, 'disk I/O error');
+    assert.equal(tx?.service, 'payment');
+    assert.equal(tx?.instance, 'payment-3');
+    const server = fromProto.find((s) => s.kind === 'SERVER');
+    assert.deepEqual(server?.attributes, { 'http.response.status_code': 201, 'concord.ratio': 0.25, 'concord.retry': false, 'concord.offset': -3 }, 'arrays are left out, as the JSON receiver leaves them out');
+    const sdk = spans.find((s) => s.name === 'POST points') as ReadableSpan;
+    const exact = BigInt(sdk.startTime[0]) * 1_000_000_000n + BigInt(sdk.startTime[1]);
+    assert.equal(fromProto.find((s) => s.name === 'POST points')?.startTimeUnixNano, exact.toString(), 'nanosecond times are exact');
+  });
+
+  test('a protobuf export is stored and answered in protobuf; the trace reads back through the query API', async () => {
+    const spans = sdkSpans();
+    const traceId = (spans[0] as ReadableSpan).spanContext().traceId;
+    const res = await request(url, { method: 'POST', body: Buffer.from(ProtobufTraceSerializer.serializeRequest(spans) as Uint8Array), headers: { 'content-type': 'application/x-protobuf' } });
+    assert.equal(res.statusCode, 200);
+    assert.equal(res.headers['content-type'], 'application/x-protobuf');
+    assert.equal((await res.body.arrayBuffer()).byteLength, 0, 'an empty ExportTraceServiceResponse');
+    const stored = store.get(traceId);
+    assert.equal(stored?.spans.length, 3);
+    const [summary] = store.search({ limit: 1, service: 'payment' });
+    assert.equal(summary?.traceId, traceId);
+    assert.equal(summary?.status, 'ERROR');
+    assert.equal(summary?.spanCount, 3);
+  });
+
+  test('bytes that are not an export get a 400 naming the body; other encodings a 415 naming the content type; nothing is stored', async () => {
+    const before = store.spans;
+    const valid = Buffer.from(ProtobufTraceSerializer.serializeRequest(sdkSpans()) as Uint8Array);
+    for (const body of [valid.subarray(0, valid.length - 7), Buffer.from([0x0a, 0xff, 0xff, 0xff, 0x0f]), Buffer.from([0x0b, 0x00])]) {
+      const res = await request(url, { method: 'POST', body, headers: { 'content-type': 'application/x-protobuf' } });
+      assert.equal(res.statusCode, 400);
+      assert.match(String(res.headers['content-type']), /problem\+json/);
+      const problem = (await res.body.json()) as { errors?: Array<{ path: string }> };
+      assert.equal(problem.errors?.[0]?.path, '/body');
+    }
+    const text = await request(url, { method: 'POST', body: 'hello', headers: { 'content-type': 'text/plain' } });
+    assert.equal(text.statusCode, 415);
+    await text.body.dump();
+    assert.equal(store.spans, before);
+  });
+});
+
+describe('the services’ protobuf span processor', () => {
+  test('spans wait until a buffer is full, then go in one request; a receiver that is gone costs a bounded queue', async () => {
+    const bodies: Buffer[] = [];
+    let hold = false;
+    const held: Array<() => void> = [];
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        bodies.push(Buffer.concat(chunks));
+        const answer = () => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+        if (hold) held.push(answer);
+        else answer();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const processor = new OtlpProtoSpanProcessor({ url: `http://127.0.0.1:${port}/v1/traces`, timeoutMs: 5000, scheduledDelayMs: 60_000 });
+    const provider = new BasicTracerProvider({ resource: resourceFromAttributes({ 'service.name': 'order' }), spanProcessors: [processor] });
+    const tracer = provider.getTracer('concord');
+    try {
+      const big = 'x'.repeat(900);
+      const span = () => tracer.startSpan('step', { attributes: { big } }).end();
+      // Under FLUSH_AT_BYTES nothing is sent: the delay here is a minute.
+      const perSpan = 1000; // a little more than each span's encoding
+      for (let i = 0; i < Math.floor(FLUSH_AT_BYTES / perSpan) - 20; i++) span();
+      assert.equal(processor.requests, 0, 'below the threshold nothing is sent before the delay');
+      for (let i = 0; i < 100; i++) span();
+      assert.equal(processor.requests, 1, 'the span that filled the buffer sent it');
+      await processor.forceFlush();
+      assert.equal(bodies.length, 2, 'one request when the buffer filled, one for the rest on flush');
+      assert.ok((bodies[0] as Buffer).length >= FLUSH_AT_BYTES);
+      const sent = bodies.flatMap((b) => indexOtlpProto(b));
+      assert.equal(sent.length, Math.floor(FLUSH_AT_BYTES / perSpan) - 20 + 100);
+      assert.ok(sent.every((r) => r.service === 'order'));
+      const total = sent.length;
+
+      // A receiver that never answers: two exports wait, the rest queues up to MAX_QUEUED_BYTES and is dropped beyond it.
+      hold = true;
+      const n = Math.ceil((MAX_QUEUED_BYTES * 1.5) / perSpan) + 2 * Math.ceil(FLUSH_AT_BYTES / perSpan);
+      for (let i = 0; i < n; i++) span();
+      assert.ok(processor.dropped > 0, 'spans beyond the bound are dropped, not queued');
+      assert.ok(processor.dropped < n, 'spans below the bound wait');
+      hold = false;
+      for (const answer of held.splice(0)) answer();
+      await processor.forceFlush();
+      for (const answer of held.splice(0)) answer();
+      await processor.forceFlush();
+      const after = bodies.flatMap((b) => indexOtlpProto(b)).length - total;
+      assert.equal(after + processor.dropped, n, 'every span was either sent or counted as dropped');
+    } finally {
+      hold = false;
+      for (const answer of held.splice(0)) answer();
+      await provider.shutdown();
+      server.close();
+    }
+  });
+});

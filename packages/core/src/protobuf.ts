@@ -1,0 +1,299 @@
+/**
+ * Protocol Buffers wire format, the subset OTLP uses: varints, fixed32/fixed64, doubles and
+ * length-delimited fields (strings, bytes, nested messages). Pure: a growable Buffer to write
+ * into and a cursor over a Buffer to read from. 64-bit integers travel as two 32-bit halves
+ * (`lo`, `hi`): span times in nanoseconds since the epoch (~1.8e18) do not fit a double exactly.
+ */
+import { invariant } from './assert.js';
+
+export const WIRE_VARINT = 0;
+export const WIRE_FIXED64 = 1;
+export const WIRE_LEN = 2;
+export const WIRE_FIXED32 = 5;
+
+const TWO_32 = 4_294_967_296;
+/** Bytes kept for a nested message's length before its size is known: lengths below 2 MiB fit. */
+const LEN_RESERVED_BYTES = 3;
+
+export function varintSize(v: number): number {
+  let n = 1;
+  while (v >= 128) {
+    v = Math.floor(v / 128);
+    n++;
+  }
+  return n;
+}
+
+/** Nanoseconds since the epoch of an OpenTelemetry HrTime `[seconds, nanos]`, as 32-bit halves, exactly. */
+export function hrTimeToFixed64(seconds: number, nanos: number): { lo: number; hi: number } {
+  // seconds·10⁹ + nanos can pass 2⁵³: split seconds in 16-bit halves so every product is exact.
+  const a = Math.floor(seconds / 65_536);
+  const b = seconds - a * 65_536;
+  const y = a * 1e9; // the high part, still to be multiplied by 2¹⁶
+  const x = b * 1e9 + nanos;
+  const t = (y % 65_536) * 65_536 + (x % TWO_32);
+  return { lo: t % TWO_32, hi: Math.floor(y / 65_536) + Math.floor(x / TWO_32) + Math.floor(t / TWO_32) };
+}
+
+/** A fixed64 given as halves, as an exact decimal string. */
+export function fixed64ToDecimal(lo: number, hi: number): string {
+  if (hi < 2_097_152) return String(hi * TWO_32 + lo); // below 2⁵³: a double holds it exactly
+  return ((BigInt(hi) << 32n) | BigInt(lo)).toString();
+}
+
+export class ProtoWriter {
+  buf: Buffer;
+  pos = 0;
+
+  constructor(initialBytes = 16_384) {
+    this.buf = Buffer.allocUnsafe(initialBytes);
+  }
+
+  /** Makes room for `n` more bytes. */
+  ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+
+  /** The bytes written so far (a view: valid until the next write). */
+  bytes(): Buffer {
+    return this.buf.subarray(0, this.pos);
+  }
+
+  /** An unsigned integer below 2⁵³. */
+  varint(v: number): void {
+    this.ensure(8);
+    const buf = this.buf;
+    let p = this.pos;
+    while (v >= 128) {
+      buf[p++] = (v % 128) | 128;
+      v = Math.floor(v / 128);
+    }
+    buf[p++] = v;
+    this.pos = p;
+  }
+
+  tag(field: number, wireType: number): void {
+    this.varint(field * 8 + wireType);
+  }
+
+  /** A signed 64-bit integer as protobuf's int64 (negative numbers take ten bytes). */
+  int64(field: number, v: number): void {
+    this.tag(field, WIRE_VARINT);
+    if (v >= 0 && v <= Number.MAX_SAFE_INTEGER) {
+      this.varint(v);
+      return;
+    }
+    let u = BigInt.asUintN(64, BigInt(Math.trunc(v)));
+    this.ensure(10);
+    while (u >= 128n) {
+      this.buf[this.pos++] = Number(u & 127n) | 128;
+      u >>= 7n;
+    }
+    this.buf[this.pos++] = Number(u);
+  }
+
+  uint(field: number, v: number): void {
+    this.tag(field, WIRE_VARINT);
+    this.varint(v);
+  }
+
+  bool(field: number, v: boolean): void {
+    this.tag(field, WIRE_VARINT);
+    this.varint(v ? 1 : 0);
+  }
+
+  fixed32(field: number, v: number): void {
+    this.tag(field, WIRE_FIXED32);
+    this.ensure(4);
+    this.buf.writeUInt32LE(v >>> 0, this.pos);
+    this.pos += 4;
+  }
+
+  fixed64(field: number, lo: number, hi: number): void {
+    this.tag(field, WIRE_FIXED64);
+    this.ensure(8);
+    this.buf.writeUInt32LE(lo, this.pos);
+    this.buf.writeUInt32LE(hi, this.pos + 4);
+    this.pos += 8;
+  }
+
+  double(field: number, v: number): void {
+    this.tag(field, WIRE_FIXED64);
+    this.ensure(8);
+    this.buf.writeDoubleLE(v, this.pos);
+    this.pos += 8;
+  }
+
+  string(field: number, s: string): void {
+    this.tag(field, WIRE_LEN);
+    // Most strings here are short: a UTF-8 length below 128 fits the one byte kept for it.
+    if (s.length < 43) {
+      this.ensure(1 + s.length * 3);
+      const n = this.buf.write(s, this.pos + 1, 'utf8');
+      this.buf[this.pos] = n;
+      this.pos += 1 + n;
+      return;
+    }
+    const n = Buffer.byteLength(s, 'utf8');
+    this.varint(n);
+    this.ensure(n);
+    this.pos += this.buf.write(s, this.pos, 'utf8');
+  }
+
+  /** Bytes given as lower- or upper-case hex (ids). */
+  hex(field: number, hex: string): void {
+    const n = hex.length >>> 1;
+    this.tag(field, WIRE_LEN);
+    this.varint(n);
+    this.ensure(n);
+    const written = this.buf.write(hex, this.pos, 'hex');
+    invariant(written === n, 'an id is an even number of hex digits');
+    this.pos += written;
+  }
+
+  raw(field: number, bytes: Uint8Array): void {
+    this.tag(field, WIRE_LEN);
+    this.varint(bytes.length);
+    this.ensure(bytes.length);
+    this.buf.set(bytes, this.pos);
+    this.pos += bytes.length;
+  }
+
+  /** Starts a nested message in `field`; give the result to `end` once its fields are written. */
+  begin(field: number): number {
+    this.tag(field, WIRE_LEN);
+    this.ensure(LEN_RESERVED_BYTES);
+    const at = this.pos;
+    this.pos += LEN_RESERVED_BYTES;
+    return at;
+  }
+
+  /** Ends the nested message begun at `at`: writes its length and closes the gap left for it. */
+  end(at: number): void {
+    const bodyStart = at + LEN_RESERVED_BYTES;
+    const len = this.pos - bodyStart;
+    const n = varintSize(len);
+    if (n !== LEN_RESERVED_BYTES) {
+      if (n > LEN_RESERVED_BYTES) this.ensure(n - LEN_RESERVED_BYTES);
+      this.buf.copyWithin(at + n, bodyStart, this.pos);
+      this.pos += n - LEN_RESERVED_BYTES;
+    }
+    let v = len;
+    let p = at;
+    while (v >= 128) {
+      this.buf[p++] = (v % 128) | 128;
+      v = Math.floor(v / 128);
+    }
+    this.buf[p] = v;
+  }
+}
+
+export class ProtoError extends Error {}
+
+/** A cursor over protobuf bytes: `end` bounds the message being read. */
+export class ProtoReader {
+  constructor(
+    readonly buf: Buffer,
+    public pos: number,
+    readonly end: number,
+  ) {
+    if (end > buf.length || pos > end) throw new ProtoError('a length runs past the end of the body');
+  }
+
+  get done(): boolean {
+    return this.pos >= this.end;
+  }
+
+  varint(): number {
+    let result = 0;
+    let scale = 1;
+    for (let i = 0; i < 10; i++) {
+      if (this.pos >= this.end) throw new ProtoError('a varint runs past the end of its message');
+      const b = this.buf[this.pos++] as number;
+      // Past 2⁵³ the value is not exact; OTLP's varints here (tags, lengths, enums, counts) are small.
+      result += (b & 127) * scale;
+      if (b < 128) return result;
+      scale *= 128;
+    }
+    throw new ProtoError('a varint is longer than ten bytes');
+  }
+
+  /** A signed int64 varint as a number (exact within ±2⁵³). */
+  int64(): number {
+    const start = this.pos;
+    const v = this.varint();
+    if (this.pos - start < 10) return v;
+    // Ten bytes: a negative number in two's complement.
+    let u = 0n;
+    for (let i = this.pos - 1; i >= start; i--) u = (u << 7n) | BigInt((this.buf[i] as number) & 127);
+    return Number(BigInt.asIntN(64, u));
+  }
+
+  fixed32(): number {
+    if (this.pos + 4 > this.end) throw new ProtoError('a fixed32 runs past the end of its message');
+    const v = this.buf.readUInt32LE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+
+  /** A fixed64 as halves. */
+  fixed64(): { lo: number; hi: number } {
+    if (this.pos + 8 > this.end) throw new ProtoError('a fixed64 runs past the end of its message');
+    const lo = this.buf.readUInt32LE(this.pos);
+    const hi = this.buf.readUInt32LE(this.pos + 4);
+    this.pos += 8;
+    return { lo, hi };
+  }
+
+  double(): number {
+    if (this.pos + 8 > this.end) throw new ProtoError('a double runs past the end of its message');
+    const v = this.buf.readDoubleLE(this.pos);
+    this.pos += 8;
+    return v;
+  }
+
+  /** A length-delimited field: the bounds of its bytes; the cursor moves past them. */
+  len(): { start: number; end: number } {
+    const n = this.varint();
+    const start = this.pos;
+    const end = start + n;
+    if (end > this.end) throw new ProtoError('a length-delimited field runs past the end of its message');
+    this.pos = end;
+    return { start, end };
+  }
+
+  string(): string {
+    const { start, end } = this.len();
+    return this.buf.toString('utf8', start, end);
+  }
+
+  hex(): string {
+    const { start, end } = this.len();
+    return this.buf.toString('hex', start, end);
+  }
+
+  /** Skips a field of `wireType` (unknown fields are allowed and ignored). */
+  skip(wireType: number): void {
+    switch (wireType) {
+      case WIRE_VARINT:
+        this.varint();
+        return;
+      case WIRE_FIXED64:
+        if (this.pos + 8 > this.end) throw new ProtoError('a fixed64 runs past the end of its message');
+        this.pos += 8;
+        return;
+      case WIRE_LEN:
+        this.len();
+        return;
+      case WIRE_FIXED32:
+        if (this.pos + 4 > this.end) throw new ProtoError('a fixed32 runs past the end of its message');
+        this.pos += 4;
+        return;
+      default:
+        throw new ProtoError(`wire type ${wireType} is not one protobuf uses (groups are not supported)`);
+    }
+  }
+}

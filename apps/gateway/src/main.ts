@@ -23,7 +23,6 @@ import { DASHBOARD_SERVICES, Dashboard } from './dashboard.js';
 import { clientResponseHeaders, nextTraceparent, upstreamRequestHeaders } from './headers.js';
 import { FailoverRateLimiter, LoopClock, MemoryRateLimiter, type RateLimiter, RedisRateLimiter, parseGroupLimits, rateLimitHeaders } from './rate-limit.js';
 import { type Group, ROUTES, type RouteSpec, UPSTREAMS } from './routes-table.js';
-import { lazyChildLoggerFactory } from './lazy-logger.js';
 import { answerProtocolErrors } from './wire.js';
 
 const groupLimitsVar: VarSpec<Record<string, number>> = {
@@ -149,8 +148,6 @@ runService({
     app.server.prependListener('request', (req: IncomingMessage) => {
       for (const name in req.headers) if (name.startsWith('x-concord-')) delete req.headers[name];
     });
-    // Request loggers are made only for requests that log something.
-    app.setChildLoggerFactory(lazyChildLoggerFactory as unknown as Parameters<typeof app.setChildLoggerFactory>[0]);
 
     // Bodies pass through untouched (the service validates them), within the size limit.
     app.removeAllContentTypeParsers();

@@ -255,6 +255,31 @@ export class ProtoReader {
     return v;
   }
 
+  /** Where the last field read by `lenStart` ends. */
+  fieldEnd = 0;
+
+  /**
+   * A length-delimited field without allocating: returns where its bytes start, leaves where
+   * they end in `fieldEnd`, and moves the cursor past them (for loops over many fields).
+   */
+  lenStart(): number {
+    const n = this.varint();
+    const start = this.pos;
+    const end = start + n;
+    if (end > this.end) throw new ProtoError('a length-delimited field runs past the end of its message');
+    this.pos = end;
+    this.fieldEnd = end;
+    return start;
+  }
+
+  /** A fixed64 as a double (exact below 2⁵³; nanosecond times come within 256 ns), without allocating. */
+  fixed64Approx(): number {
+    if (this.pos + 8 > this.end) throw new ProtoError('a fixed64 runs past the end of its message');
+    const v = this.buf.readUInt32LE(this.pos) + this.buf.readUInt32LE(this.pos + 4) * TWO_32;
+    this.pos += 8;
+    return v;
+  }
+
   /** A length-delimited field: the bounds of its bytes; the cursor moves past them. */
   len(): { start: number; end: number } {
     const n = this.varint();

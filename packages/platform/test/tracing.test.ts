@@ -89,3 +89,33 @@ test('with tracing off nothing becomes active and spans are not recorded', async
   t.with(ctx, () => assert.equal(t.active(), ROOT_CONTEXT));
   assert.equal(await t.inSpan('off', SpanKind.INTERNAL, async () => 7), 7);
 });
+
+test('inject writes the same headers as OpenTelemetry’s W3C and B3 multi-header propagators', async () => {
+  const { W3CTraceContextPropagator, TraceState, suppressTracing } = await import('@opentelemetry/core');
+  const { B3Propagator, B3InjectEncoding } = await import('@opentelemetry/propagator-b3');
+  const { defaultTextMapSetter } = await import('@opentelemetry/api');
+  const w3c = new W3CTraceContextPropagator();
+  const b3 = new B3Propagator({ injectEncoding: B3InjectEncoding.MULTI_HEADER });
+  const t = telemetry(true);
+  const traceId = '0af7651916cd43dd8448eb211c80319c';
+  const spanId = 'b7ad6b7169203331';
+  const contexts: Array<[string, TraceContext]> = [
+    ['sampled', trace.setSpanContext(ROOT_CONTEXT, { traceId, spanId, traceFlags: 1 })],
+    ['not sampled', trace.setSpanContext(ROOT_CONTEXT, { traceId, spanId, traceFlags: 0 })],
+    ['with tracestate', trace.setSpanContext(ROOT_CONTEXT, { traceId, spanId, traceFlags: 1, traceState: new TraceState('rojo=00f067aa0ba902b7,congo=t61rcWkgMzE') })],
+    ['B3 debug from an incoming request', b3.extract(ROOT_CONTEXT, { 'x-b3-traceid': traceId, 'x-b3-spanid': spanId, 'x-b3-flags': '1' }, { get: (c, k) => (c as Record<string, string>)[k], keys: (c) => Object.keys(c as object) })],
+    ['a span the SDK started', t.start('op', ROOT_CONTEXT, SpanKind.CLIENT).ctx],
+    ['no span', ROOT_CONTEXT],
+    ['invalid ids', trace.setSpanContext(ROOT_CONTEXT, { traceId: '0'.repeat(32), spanId: '0'.repeat(16), traceFlags: 1 })],
+    ['tracing suppressed', suppressTracing(trace.setSpanContext(ROOT_CONTEXT, { traceId, spanId, traceFlags: 1 }))],
+  ];
+  for (const [what, ctx] of contexts) {
+    const expected: Record<string, string> = {};
+    w3c.inject(ctx, expected, defaultTextMapSetter);
+    b3.inject(ctx, expected, defaultTextMapSetter);
+    assert.deepEqual(t.inject(ctx, {}), expected, what);
+  }
+  // Flags are two hex digits (W3C Trace Context §3.2.2.5); the propagator writes "081" for 0x81.
+  const unknownBits = trace.setSpanContext(ROOT_CONTEXT, { traceId, spanId, traceFlags: 0x81 });
+  assert.equal(t.inject(unknownBits, {}).traceparent, `00-${traceId}-${spanId}-81`);
+});

@@ -11,8 +11,6 @@ import type { SpanRecord, StoredSpan } from './store.js';
 
 export { ProtoError };
 
-const TWO_32 = 4_294_967_296;
-
 interface Resource {
   service: string;
   instance: string;
@@ -86,19 +84,26 @@ function resourceOf(buf: Buffer, start: number, end: number): Resource {
   return res;
 }
 
-/** A span kept as its bytes: the index fields read on arrival, the rest on demand. */
+/**
+ * A span kept as its bytes: the index fields read on arrival, the rest on demand. Even the
+ * trace id stays in the bytes (the store keeps one string per trace, as its key).
+ */
 class ProtoSpanRecord implements SpanRecord {
   constructor(
-    readonly traceId: string,
     private readonly buf: Buffer,
     private readonly start: number,
     private readonly end: number,
+    private readonly traceIdAt: number,
     private readonly resource: Resource,
     readonly startMs: number,
     readonly endMs: number,
     readonly error: boolean,
     readonly root: boolean,
   ) {}
+
+  get traceId(): string {
+    return this.buf.toString('hex', this.traceIdAt, this.traceIdAt + 16);
+  }
 
   get service(): string {
     return this.resource.service;
@@ -124,8 +129,9 @@ function statusOf(buf: Buffer, start: number, end: number): { code: number; mess
 
 /** Reads the index fields of one Span message; null when its ids are not 16 and 8 bytes. */
 function indexSpan(buf: Buffer, start: number, end: number, res: Resource): ProtoSpanRecord | null {
+  // Runs for every span received: no allocation but the record (lenStart, fixed64Approx).
   const r = new ProtoReader(buf, start, end);
-  let traceId = '';
+  let traceIdAt = -1;
   let spanIdOk = false;
   let root = true;
   let startMs = 0;
@@ -137,46 +143,41 @@ function indexSpan(buf: Buffer, start: number, end: number, res: Resource): Prot
     switch (tag >>> 3) {
       case 1: {
         expectWire(wt, WIRE_LEN, 'Span.trace_id');
-        const at = r.len();
-        if (at.end - at.start === 16) traceId = buf.toString('hex', at.start, at.end);
+        const at = r.lenStart();
+        traceIdAt = r.fieldEnd - at === 16 ? at : -1;
         break;
       }
       case 2: {
         expectWire(wt, WIRE_LEN, 'Span.span_id');
-        const at = r.len();
-        spanIdOk = at.end - at.start === 8;
+        const at = r.lenStart();
+        spanIdOk = r.fieldEnd - at === 8;
         break;
       }
       case 4: {
         expectWire(wt, WIRE_LEN, 'Span.parent_span_id');
-        const at = r.len();
-        root = at.end === at.start;
+        root = r.lenStart() === r.fieldEnd;
         break;
       }
-      case 7: {
+      case 7:
         expectWire(wt, WIRE_FIXED64, 'Span.start_time_unix_nano');
-        const t = r.fixed64();
-        startMs = (t.hi * TWO_32 + t.lo) / 1e6;
+        startMs = r.fixed64Approx() / 1e6;
         break;
-      }
-      case 8: {
+      case 8:
         expectWire(wt, WIRE_FIXED64, 'Span.end_time_unix_nano');
-        const t = r.fixed64();
-        endMs = (t.hi * TWO_32 + t.lo) / 1e6;
+        endMs = r.fixed64Approx() / 1e6;
         break;
-      }
       case 15: {
         expectWire(wt, WIRE_LEN, 'Span.status');
-        const at = r.len();
-        error = statusOf(buf, at.start, at.end).code === 2;
+        const at = r.lenStart();
+        error = statusOf(buf, at, r.fieldEnd).code === 2;
         break;
       }
       default:
         r.skip(wt);
     }
   }
-  if (traceId === '' || !spanIdOk) return null;
-  return new ProtoSpanRecord(traceId, buf, start, end, res, startMs, endMs < 0 ? startMs : endMs, error, root);
+  if (traceIdAt < 0 || !spanIdOk) return null;
+  return new ProtoSpanRecord(buf, start, end, traceIdAt, res, startMs, endMs < 0 ? startMs : endMs, error, root);
 }
 
 /** A Span message decoded in full (what GET /api/traces/:id shows). */
@@ -303,8 +304,8 @@ export function indexOtlpProto(buf: Buffer): SpanRecord[] {
           continue;
         }
         expectWire(t & 7, WIRE_LEN, 'ScopeSpans.spans');
-        const at = s.len();
-        const rec = indexSpan(buf, at.start, at.end, res);
+        const at = s.lenStart();
+        const rec = indexSpan(buf, at, s.fieldEnd, res);
         if (rec) out.push(rec);
       }
     }

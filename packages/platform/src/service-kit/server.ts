@@ -36,6 +36,7 @@ import {
 import { createLogger, type Logger } from './logger.js';
 import { HttpError, PROBLEM_CONTENT_TYPE, type Problem, isProblem, problem } from './problem.js';
 import { requestIdFrom } from './request-id.js';
+import { lazyChildLoggerFactory } from './lazy-logger.js';
 import { compileValidator, fieldErrors } from './validation.js';
 
 /** Variables every process reads. */
@@ -195,6 +196,8 @@ export function buildApp(opts: {
     routerOptions: { ignoreTrailingSlash: false, caseSensitive: true, maxParamLength: 200 },
     ajv: undefined,
   }) as unknown as FastifyInstance;
+  // Request loggers (and their children with trace ids) are made only for requests that log something.
+  app.setChildLoggerFactory(lazyChildLoggerFactory as unknown as Parameters<typeof app.setChildLoggerFactory>[0]);
   // JSON only: anything else is 415 rather than a string that fails validation later.
   app.removeContentTypeParser('text/plain');
   app.setValidatorCompiler(({ schema, httpPart }) => {

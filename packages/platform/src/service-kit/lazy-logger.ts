@@ -1,7 +1,9 @@
 /**
  * A request logger that costs nothing until something is logged. Fastify makes a child logger
- * (pino `child`, which serializes its bindings) for every request; the gateway logs for few of
- * them (below the configured level, none), so the child is made on the first enabled call only.
+ * (pino `child`, which serializes its bindings) for every request, and a traced request gets
+ * another with its trace and span ids; few requests log anything (below the configured level,
+ * none), so a child is made on its first enabled call only. Every service's app uses it
+ * (buildApp).
  */
 import type { FastifyBaseLogger } from 'fastify';
 

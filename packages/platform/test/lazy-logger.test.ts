@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { FastifyBaseLogger } from 'fastify';
-import { lazyChildLoggerFactory } from '../src/lazy-logger.js';
+import { lazyChildLoggerFactory } from '../src/service-kit/lazy-logger.js';
 
 /** A pino-like logger at level info that records children and lines. */
 function fakeLogger(bindings: Record<string, unknown> = {}, made: Array<Record<string, unknown>> = [], lines: string[] = []) {

@@ -27,6 +27,7 @@ runService({
     certTtlMs: durationVar('CONCORD_CERT_TTL', 3_600_000, 2000, 30 * 86_400_000),
     traceMaxTraces: intVar('CONCORD_TRACE_MAX_TRACES', 20_000, 100, 1_000_000),
     traceMaxSpans: intVar('CONCORD_TRACE_MAX_SPANS', 30_000, 1000, 10_000_000),
+    traceMaxMiB: intVar('CONCORD_TRACE_MAX_MIB', 32, 1, 16_384),
     traceRetentionMs: durationVar('CONCORD_TRACE_RETENTION', 3_600_000, 10_000, 7 * 86_400_000),
     ...meshConfigSchema,
   },
@@ -51,7 +52,7 @@ runService({
     meshConfig.start();
     caRoutes(ctx.app, ca as CertificateAuthority);
     // Spans from every process (OTLP/HTTP), queried by the console and GET /api/traces.
-    const traces = new TraceStore({ maxTraces: ctx.config.traceMaxTraces, maxSpans: ctx.config.traceMaxSpans, maxSpansPerTrace: 2000, retentionMs: ctx.config.traceRetentionMs });
+    const traces = new TraceStore({ maxTraces: ctx.config.traceMaxTraces, maxSpans: ctx.config.traceMaxSpans, maxBytes: ctx.config.traceMaxMiB * 1_048_576, maxSpansPerTrace: 2000, retentionMs: ctx.config.traceRetentionMs });
     traceRoutes(ctx.app, traces);
     // The web console: metrics scraper, console API and stream, the built web app at `/`.
     startConsole(ctx, { registry, meshConfig, traces });

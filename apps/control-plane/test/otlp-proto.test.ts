@@ -18,7 +18,8 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { FastifyInstance } from 'fastify';
 import { request } from 'undici';
 import { decodeOtlpJson } from '../src/traces/otlp.js';
-import { indexOtlpProto } from '../src/traces/otlp-proto.js';
+import { MAX_SPAN_BYTES, indexOtlpProto } from '../src/traces/otlp-proto.js';
+import { ProtoWriter } from '@concord/core';
 import { traceRoutes } from '../src/traces/routes.js';
 import { TraceStore } from '../src/traces/store.js';
 
@@ -40,6 +41,13 @@ function sdkSpans(): ReadableSpan[] {
   client.end();
   root.end();
   return exporter.getFinishedSpans();
+}
+
+/** A finished span of `tracer`, as a processor receives it. */
+function exporterSpan(tracer: ReturnType<BasicTracerProvider['getTracer']>): ReadableSpan {
+  const s = tracer.startSpan('probe') as unknown as ReadableSpan & { end(): void };
+  s.end();
+  return s;
 }
 
 describe('OTLP/HTTP protobuf receiver', () => {
@@ -107,6 +115,39 @@ describe('OTLP/HTTP protobuf receiver', () => {
   });
 });
 
+describe('what the trace store keeps of a protobuf export', () => {
+  test('a stored span keeps its own bytes, not its request: padding and oversized spans cost nothing; the byte bound evicts', () => {
+    const body = Buffer.from(ProtobufTraceSerializer.serializeRequest(sdkSpans()) as Uint8Array);
+    const spansBytes = indexOtlpProto(body).reduce((n, r) => n + r.bytes, 0);
+    // An unknown field of 1 MiB after the spans, and a span of MAX_SPAN_BYTES + 1 (a huge name).
+    const w = new ProtoWriter();
+    w.raw(99, Buffer.alloc(1_048_576, 7));
+    const huge = new ProtoWriter();
+    const rs = huge.begin(1);
+    const ss = huge.begin(2);
+    const sp = huge.begin(2);
+    huge.hex(1, 'ab'.repeat(16));
+    huge.hex(2, 'cd'.repeat(8));
+    huge.string(5, 'n'.repeat(MAX_SPAN_BYTES));
+    huge.end(sp);
+    huge.end(ss);
+    huge.end(rs);
+    const padded = Buffer.concat([body, w.bytes(), huge.bytes()]);
+    const records = indexOtlpProto(padded);
+    assert.equal(records.length, 3, 'the oversized span is left out');
+    const store = new TraceStore({ maxTraces: 100, maxSpans: 1000, maxBytes: 10 * spansBytes, maxSpansPerTrace: 100, retentionMs: 60_000 });
+    store.addRecords(records, Date.now());
+    assert.equal(store.bytes, spansBytes, 'the store holds the spans’ bytes only');
+    padded.fill(0); // the request's buffer is reused by someone else: the stored spans do not change
+    assert.equal(store.get(records[0]?.traceId as string)?.spans.length, 3);
+    assert.ok(store.get(records[0]?.traceId as string)?.spans.some((s) => s.name === 'db.transaction'));
+    // Eleven more traces of the same size: the oldest go, by bytes, though far below the span and trace bounds.
+    for (let i = 0; i < 11; i++) store.addRecords(indexOtlpProto(Buffer.from(ProtobufTraceSerializer.serializeRequest(sdkSpans()) as Uint8Array)), Date.now());
+    assert.ok(store.bytes <= 10 * spansBytes, `${store.bytes} bytes kept, bound ${10 * spansBytes}`);
+    assert.equal(store.size, 10);
+  });
+});
+
 describe('the services’ protobuf span processor', () => {
   test('spans wait until a buffer is full, then go in one request; a receiver that is gone costs a bounded queue', async () => {
     const bodies: Buffer[] = [];
@@ -157,6 +198,19 @@ describe('the services’ protobuf span processor', () => {
       await processor.forceFlush();
       const after = bodies.flatMap((b) => indexOtlpProto(b)).length - total;
       assert.equal(after + processor.dropped, n, 'every span was either sent or counted as dropped');
+      const largest = Math.max(...bodies.map((b) => b.length));
+      assert.ok(largest < FLUSH_AT_BYTES + 64 * 1024, `a backlog goes in requests of about FLUSH_AT_BYTES (largest ${largest} bytes), under a receiver's body limit`);
+
+      // A span that cannot be encoded (an id that is not hex) is dropped whole; the next request is well-formed.
+      const good = bodies.length;
+      const sample = exporterSpan(tracer); // a real span, sent like any other
+      const before = processor.dropped;
+      const broken = { ...sample, spanContext: () => ({ traceId: 'not hex at all, thirty-two chars', spanId: 'b7ad6b7169203331', traceFlags: 1 }) };
+      assert.doesNotThrow(() => processor.onEnd(broken as never));
+      span();
+      await processor.forceFlush();
+      assert.equal(processor.dropped, before + 1);
+      assert.equal(bodies.slice(good).flatMap((b) => indexOtlpProto(b)).length, 2, 'the sample and the span after the broken one');
     } finally {
       hold = false;
       for (const answer of held.splice(0)) answer();

@@ -90,10 +90,10 @@ function resourceOf(buf: Buffer, start: number, end: number): Resource {
  */
 class ProtoSpanRecord implements SpanRecord {
   constructor(
-    private readonly buf: Buffer,
-    private readonly start: number,
-    private readonly end: number,
-    private readonly traceIdAt: number,
+    private buf: Buffer,
+    private start: number,
+    private end: number,
+    private traceIdAt: number,
     private readonly resource: Resource,
     readonly startMs: number,
     readonly endMs: number,
@@ -103,6 +103,19 @@ class ProtoSpanRecord implements SpanRecord {
 
   get traceId(): string {
     return this.buf.toString('hex', this.traceIdAt, this.traceIdAt + 16);
+  }
+
+  get bytes(): number {
+    return this.end - this.start;
+  }
+
+  /** Copies the span's bytes to `to` at `at` and points there from now on. */
+  moveTo(to: Buffer, at: number): void {
+    this.buf.copy(to, at, this.start, this.end);
+    this.traceIdAt += at - this.start;
+    this.end = at + this.end - this.start;
+    this.start = at;
+    this.buf = to;
   }
 
   get service(): string {
@@ -265,13 +278,18 @@ export function decodeSpan(buf: Buffer, start: number, end: number, res: Resourc
   return span;
 }
 
+/** A span's encoding above this is left out (Concord's spans take ~150 bytes). */
+export const MAX_SPAN_BYTES = 16 * 1024;
+
 /**
- * The spans of an ExportTraceServiceRequest as records pointing into `buf` (keep `buf` as it
- * is). Spans whose ids have the wrong length are left out, as the JSON receiver does; bytes
- * that are not a well-formed request throw ProtoError.
+ * The spans of an ExportTraceServiceRequest as records. Their bytes are copied, together, into
+ * one buffer of their own: a stored span then keeps only its own bytes alive, not the request's
+ * (padding, oversized spans, a pooled slab). Spans whose ids have the wrong length, or whose
+ * encoding passes MAX_SPAN_BYTES, are left out; bytes that are not a well-formed request throw
+ * ProtoError.
  */
 export function indexOtlpProto(buf: Buffer): SpanRecord[] {
-  const out: SpanRecord[] = [];
+  const out: ProtoSpanRecord[] = [];
   const req = new ProtoReader(buf, 0, buf.length);
   while (!req.done) {
     const tag = req.varint();
@@ -305,10 +323,20 @@ export function indexOtlpProto(buf: Buffer): SpanRecord[] {
         }
         expectWire(t & 7, WIRE_LEN, 'ScopeSpans.spans');
         const at = s.lenStart();
+        if (s.fieldEnd - at > MAX_SPAN_BYTES) continue;
         const rec = indexSpan(buf, at, s.fieldEnd, res);
         if (rec) out.push(rec);
       }
     }
+  }
+  let total = 0;
+  for (const r of out) total += r.bytes;
+  const own = Buffer.allocUnsafeSlow(total);
+  let at = 0;
+  for (const r of out) {
+    const n = r.bytes;
+    r.moveTo(own, at);
+    at += n;
   }
   return out;
 }

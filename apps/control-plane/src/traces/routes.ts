@@ -27,7 +27,7 @@ export function traceRoutes(app: FastifyInstance, store: TraceStore, onSpans?: (
     scope.addContentTypeParser(PROTOBUF, { parseAs: 'buffer', bodyLimit: MAX_OTLP_BYTES }, (_req, body, done) => done(null, body));
     // OTLP exporters may send large batches; this route alone accepts up to 8 MiB.
     scope.post('/v1/traces', { bodyLimit: MAX_OTLP_BYTES }, async (req, reply) => {
-      const type = String(req.headers['content-type'] ?? '');
+      const type = String(req.headers['content-type'] ?? '').toLowerCase();
       const protobuf = type.startsWith(PROTOBUF);
       if (!protobuf && !type.includes('json')) {
         throw new HttpError(415, 'otlp-encoding', 'this receiver takes OTLP/HTTP with protobuf (application/x-protobuf) or JSON (application/json) encoding', {

@@ -31,6 +31,8 @@ export interface SpanRecord {
   readonly error: boolean;
   /** The span has no parent id. */
   readonly root: boolean;
+  /** What the span holds in memory, about (its encoding, for a span received as protobuf). */
+  readonly bytes: number;
   /** The full span. */
   span(): StoredSpan;
 }
@@ -38,11 +40,14 @@ export interface SpanRecord {
 /** A record of a span decoded on arrival (OTLP/JSON). */
 export function recordOf(s: StoredSpan): SpanRecord {
   const startMs = Number(s.startTimeUnixNano) / 1e6;
-  return { traceId: s.traceId, service: s.service, startMs, endMs: Number(s.endTimeUnixNano) / 1e6, error: s.status === 'ERROR', root: s.parentSpanId === null, span: () => s };
+  let bytes = 200 + s.name.length + (s.statusMessage?.length ?? 0);
+  for (const k in s.attributes) bytes += 40 + k.length + String(s.attributes[k]).length;
+  return { traceId: s.traceId, service: s.service, startMs, endMs: Number(s.endTimeUnixNano) / 1e6, error: s.status === 'ERROR', root: s.parentSpanId === null, bytes, span: () => s };
 }
 
 interface TraceEntry {
   spans: SpanRecord[];
+  bytes: number;
   startMs: number;
   endMs: number;
   services: Set<string>;
@@ -78,15 +83,18 @@ export interface TraceLimits {
   maxTraces: number;
   /** Spans kept in all (memory is what spans cost; the oldest traces go first). */
   maxSpans: number;
+  /** The spans' bytes kept in all: a bound on memory whatever the spans hold. */
+  maxBytes: number;
   maxSpansPerTrace: number;
   retentionMs: number;
 }
 
-export const DEFAULT_TRACE_LIMITS: TraceLimits = { maxTraces: 20_000, maxSpans: 30_000, maxSpansPerTrace: 2000, retentionMs: 60 * 60_000 };
+export const DEFAULT_TRACE_LIMITS: TraceLimits = { maxTraces: 20_000, maxSpans: 30_000, maxBytes: 32 * 1_048_576, maxSpansPerTrace: 2000, retentionMs: 60 * 60_000 };
 
 export class TraceStore {
   private readonly traces = new Map<string, TraceEntry>();
   private spanCount = 0;
+  private byteCount = 0;
   dropped = 0;
 
   constructor(private readonly limits: TraceLimits = DEFAULT_TRACE_LIMITS) {}
@@ -96,6 +104,10 @@ export class TraceStore {
   }
   get spans(): number {
     return this.spanCount;
+  }
+  /** The stored spans' bytes (SpanRecord.bytes). */
+  get bytes(): number {
+    return this.byteCount;
   }
 
   /** Spans decoded on arrival (OTLP/JSON, tests). */
@@ -107,7 +119,7 @@ export class TraceStore {
     for (const s of records) {
       let t = this.traces.get(s.traceId);
       if (!t) {
-        t = { spans: [], startMs: s.startMs, endMs: s.endMs, services: new Set(), error: false, receivedAtMs: nowMs, head: null };
+        t = { spans: [], bytes: 0, startMs: s.startMs, endMs: s.endMs, services: new Set(), error: false, receivedAtMs: nowMs, head: null };
         this.traces.set(s.traceId, t);
       }
       if (t.spans.length >= this.limits.maxSpansPerTrace) {
@@ -117,6 +129,8 @@ export class TraceStore {
       t.spans.push(s);
       t.head = null;
       this.spanCount++;
+      t.bytes += s.bytes;
+      this.byteCount += s.bytes;
       if (s.startMs < t.startMs) t.startMs = s.startMs;
       if (s.endMs > t.endMs) t.endMs = s.endMs;
       t.services.add(s.service);
@@ -127,11 +141,12 @@ export class TraceStore {
 
   private evict(nowMs: number): void {
     for (const [id, t] of this.traces) {
-      const tooMany = this.traces.size > this.limits.maxTraces || this.spanCount > this.limits.maxSpans;
+      const tooMany = this.traces.size > this.limits.maxTraces || this.spanCount > this.limits.maxSpans || this.byteCount > this.limits.maxBytes;
       const tooOld = nowMs - t.receivedAtMs > this.limits.retentionMs;
       if (!tooMany && !tooOld) break; // insertion order: the rest are newer
       this.traces.delete(id);
       this.spanCount -= t.spans.length;
+      this.byteCount -= t.bytes;
     }
   }
 

@@ -19,7 +19,7 @@ import type { Attributes, AttributeValue, Context, HrTime } from '@opentelemetry
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { ProtoWriter, hrTimeToFixed64 } from '@concord/core';
 
-/** A request is posted once this many bytes of spans wait. */
+/** A request is sealed once this many bytes of spans wait: every request stays near this size. */
 export const FLUSH_AT_BYTES = 256 * 1024;
 /** Spans waiting beyond this (the receiver slow or gone) are dropped and counted. */
 export const MAX_QUEUED_BYTES = 8 * 1_048_576;
@@ -195,12 +195,16 @@ export interface ProtoExportOptions {
  */
 export class OtlpProtoSpanProcessor implements SpanProcessor {
   private groups: Group[] = [];
-  private queuedBytes = 0;
-  private queuedSpans = 0;
+  /** Bytes and spans encoded into the groups' buffers, not yet sealed into a request. */
+  private openBytes = 0;
+  private openSpans = 0;
+  /** Request bodies ready to send (each about FLUSH_AT_BYTES: under any receiver's body limit), oldest first. */
+  private sealed: Array<{ body: Buffer; spans: number }> = [];
+  private sealedBytes = 0;
   private timer: NodeJS.Timeout | null = null;
   private inFlight = new Set<Promise<void>>();
   private stopped = false;
-  /** Spans dropped because too many bytes were waiting, or their export failed. */
+  /** Spans dropped: too many bytes were waiting, a span could not be encoded, or its export failed. */
   dropped = 0;
   /** Export requests started. */
   requests = 0;
@@ -216,17 +220,27 @@ export class OtlpProtoSpanProcessor implements SpanProcessor {
 
   onEnd(span: ReadableSpan): void {
     if (this.stopped || (span.spanContext().traceFlags & 1) === 0) return;
-    if (this.queuedBytes >= MAX_QUEUED_BYTES) {
+    if (this.openBytes + this.sealedBytes >= MAX_QUEUED_BYTES) {
       this.dropped++;
       return;
     }
     const g = this.groupOf(span);
     const before = g.spans.pos;
-    writeSpan(g.spans, F_SCOPE_SPANS_SPANS, span);
-    this.queuedBytes += g.spans.pos - before;
-    this.queuedSpans++;
-    if (this.queuedBytes >= FLUSH_AT_BYTES) this.flush();
-    else if (this.timer === null) {
+    try {
+      writeSpan(g.spans, F_SCOPE_SPANS_SPANS, span);
+    } catch {
+      // A span that cannot be encoded leaves no half-written bytes behind and never reaches the
+      // code that ended it (span.end() runs inside request handling).
+      g.spans.pos = before;
+      this.dropped++;
+      return;
+    }
+    this.openBytes += g.spans.pos - before;
+    this.openSpans++;
+    if (this.openBytes >= FLUSH_AT_BYTES) {
+      this.seal();
+      this.pump();
+    } else if (this.timer === null) {
       this.timer = setTimeout(() => this.flush(), this.opts.scheduledDelayMs);
       this.timer.unref();
     }
@@ -244,41 +258,51 @@ export class OtlpProtoSpanProcessor implements SpanProcessor {
     return g;
   }
 
-  /** Sends what waits, unless MAX_IN_FLIGHT exports are under way (then the next one to end sends it). */
+  /** Turns the encoded spans into a request body waiting to be sent. */
+  private seal(): void {
+    if (this.openSpans === 0) return;
+    const ready = this.groups.filter((g) => g.spans.pos > 0);
+    const body = traceRequest(ready.map((g) => ({ resourceHead: g.resourceHead, scopeHead: g.scopeHead, spans: g.spans.bytes() })));
+    for (const g of ready) g.spans = new ProtoWriter(Math.min(g.spans.buf.length, FLUSH_AT_BYTES + 16_384));
+    this.sealed.push({ body, spans: this.openSpans });
+    this.sealedBytes += body.length;
+    this.openBytes = 0;
+    this.openSpans = 0;
+  }
+
+  /** The delay ran out (or a flush was asked for): everything waiting goes. */
   private flush(): void {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    if (this.queuedBytes === 0 || this.inFlight.size >= MAX_IN_FLIGHT) return;
-    const ready = this.groups.filter((g) => g.spans.pos > 0);
-    const body = traceRequest(ready.map((g) => ({ resourceHead: g.resourceHead, scopeHead: g.scopeHead, spans: g.spans.bytes() })));
-    const spans = this.queuedSpans;
-    for (const g of ready) g.spans = new ProtoWriter(Math.min(g.spans.buf.length, FLUSH_AT_BYTES + 16_384));
-    this.queuedBytes = 0;
-    this.queuedSpans = 0;
-    this.requests++;
-    const sent = this.post(body).then(
-      () => undefined,
-      (err: Error) => {
-        this.dropped += spans;
-        try {
-          this.opts.onError?.(err);
-        } catch {
-          /* a failing error report must not break the export loop */
-        }
-      },
-    );
-    this.inFlight.add(sent);
-    void sent.finally(() => {
-      this.inFlight.delete(sent);
-      // What ended while the exports were busy goes now if it is already a full request.
-      if (this.queuedBytes >= FLUSH_AT_BYTES) this.flush();
-      else if (this.queuedBytes > 0 && this.timer === null && !this.stopped) {
-        this.timer = setTimeout(() => this.flush(), this.opts.scheduledDelayMs);
-        this.timer.unref();
-      }
-    });
+    this.seal();
+    this.pump();
+  }
+
+  /** Sends sealed bodies while fewer than MAX_IN_FLIGHT exports are under way. */
+  private pump(): void {
+    while (this.sealed.length > 0 && this.inFlight.size < MAX_IN_FLIGHT) {
+      const { body, spans } = this.sealed.shift() as { body: Buffer; spans: number };
+      this.sealedBytes -= body.length;
+      this.requests++;
+      const sent = this.post(body).then(
+        () => undefined,
+        (err: Error) => {
+          this.dropped += spans;
+          try {
+            this.opts.onError?.(err);
+          } catch {
+            /* a failing error report must not break the export loop */
+          }
+        },
+      );
+      this.inFlight.add(sent);
+      void sent.finally(() => {
+        this.inFlight.delete(sent);
+        this.pump();
+      });
+    }
   }
 
   private async post(body: Buffer): Promise<void> {
@@ -308,11 +332,21 @@ export class OtlpProtoSpanProcessor implements SpanProcessor {
     });
   }
 
-  /** Sends everything that waits and resolves when every export under way has ended. */
+  /**
+   * Sends everything that waits and resolves when every export under way has ended, or when
+   * the export timeout has passed (a receiver that never answers does not hold a shutdown).
+   */
   async forceFlush(): Promise<void> {
-    for (let i = 0; i < 100 && (this.queuedBytes > 0 || this.inFlight.size > 0); i++) {
-      this.flush();
-      await Promise.allSettled([...this.inFlight]);
+    const deadline = Date.now() + this.opts.timeoutMs;
+    this.flush();
+    while ((this.inFlight.size > 0 || this.sealed.length > 0) && Date.now() < deadline) {
+      let timer: NodeJS.Timeout | undefined;
+      const left = new Promise<void>((r) => {
+        timer = setTimeout(r, Math.max(1, deadline - Date.now()));
+      });
+      await Promise.race([Promise.allSettled([...this.inFlight]), left]);
+      clearTimeout(timer);
+      this.pump();
     }
   }
 

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { createServer } from 'node:http';
+import { gzipSync } from 'node:zlib';
 import { ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { JsonTraceSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { BasicTracerProvider, InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -111,6 +112,29 @@ describe('OTLP/HTTP protobuf receiver', () => {
     const text = await request(url, { method: 'POST', body: 'hello', headers: { 'content-type': 'text/plain' } });
     assert.equal(text.statusCode, 415);
     await text.body.dump();
+    assert.equal(store.spans, before);
+  });
+
+  test('gzip-compressed bodies (the Collector’s default) are unpacked, in both encodings; other encodings get a 415; a bomb a 400', async () => {
+    const spans = sdkSpans();
+    const proto = await request(url, { method: 'POST', body: gzipSync(ProtobufTraceSerializer.serializeRequest(spans) as Uint8Array), headers: { 'content-type': 'application/x-protobuf', 'content-encoding': 'gzip' } });
+    assert.equal(proto.statusCode, 200);
+    await proto.body.dump();
+    assert.equal(store.get((spans[0] as ReadableSpan).spanContext().traceId)?.spans.length, 3);
+    const more = sdkSpans();
+    const json = await request(url, { method: 'POST', body: gzipSync(JsonTraceSerializer.serializeRequest(more) as Uint8Array), headers: { 'content-type': 'application/json', 'content-encoding': 'GZIP' } });
+    assert.equal(json.statusCode, 200);
+    await json.body.dump();
+    assert.equal(store.get((more[0] as ReadableSpan).spanContext().traceId)?.spans.length, 3);
+    const before = store.spans;
+    const br = await request(url, { method: 'POST', body: Buffer.from([1, 2, 3]), headers: { 'content-type': 'application/x-protobuf', 'content-encoding': 'br' } });
+    assert.equal(br.statusCode, 415);
+    assert.equal(((await br.body.json()) as { errors?: Array<{ path: string }> }).errors?.[0]?.path, '/headers/content-encoding');
+    for (const body of [gzipSync(Buffer.alloc(9 * 1_048_576)), Buffer.from('not gzip')]) {
+      const res = await request(url, { method: 'POST', body, headers: { 'content-type': 'application/x-protobuf', 'content-encoding': 'gzip' } });
+      assert.equal(res.statusCode, 400);
+      assert.equal(((await res.body.json()) as { errors?: Array<{ path: string }> }).errors?.[0]?.path, '/body');
+    }
     assert.equal(store.spans, before);
   });
 });

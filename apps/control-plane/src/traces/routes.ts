@@ -1,4 +1,6 @@
 /** OTLP/HTTP receiver (protobuf and JSON encodings) and the trace query API (API.md). */
+import { promisify } from 'node:util';
+import { gunzip } from 'node:zlib';
 import { HttpError, badRequest } from '@concord/platform';
 import type { FastifyInstance } from 'fastify';
 import { OtlpError, decodeOtlpJson } from './otlp.js';
@@ -8,24 +10,18 @@ import { type SpanRecord, type TraceStore, recordOf } from './store.js';
 const PROTOBUF = 'application/x-protobuf';
 
 const MAX_OTLP_BYTES = 8 * 1_048_576;
+const gunzipAsync = promisify(gunzip);
 
 export function traceRoutes(app: FastifyInstance, store: TraceStore, onSpans?: (n: number) => void): void {
   app.register(async (scope) => {
-    // Plain JSON.parse here: Fastify's parser also scans every body for __proto__ and
-    // constructor keys, which was most of the parsing time of a span export (profiled), and
-    // decodeOtlpJson copies only the fields it knows into fresh objects, so such keys are inert.
+    // Both encodings arrive as bytes: a body may be gzip-compressed (the OpenTelemetry
+    // Collector's otlphttp exporter compresses by default), and is parsed once unpacked. Plain
+    // JSON.parse: Fastify's parser also scans every body for __proto__ and constructor keys, which
+    // was most of the parsing time of a span export (profiled), and decodeOtlpJson copies only the
+    // fields it knows into fresh objects, so such keys are inert.
     scope.removeContentTypeParser('application/json');
-    scope.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: MAX_OTLP_BYTES }, (_req, body, done) => {
-      try {
-        done(null, JSON.parse((body as Buffer).toString('utf8')));
-      } catch {
-        done(Object.assign(new SyntaxError('the body is not valid JSON'), { statusCode: 400 }), undefined);
-      }
-    });
-    // The binary encoding (what Concord's services and most OpenTelemetry SDKs send): the body
-    // stays a Buffer, and the stored spans point into it.
-    scope.addContentTypeParser(PROTOBUF, { parseAs: 'buffer', bodyLimit: MAX_OTLP_BYTES }, (_req, body, done) => done(null, body));
-    // OTLP exporters may send large batches; this route alone accepts up to 8 MiB.
+    for (const type of ['application/json', PROTOBUF]) scope.addContentTypeParser(type, { parseAs: 'buffer', bodyLimit: MAX_OTLP_BYTES }, (_req, body, done) => done(null, body));
+    // OTLP exporters may send large batches; this route alone accepts up to 8 MiB (unpacked too).
     scope.post('/v1/traces', { bodyLimit: MAX_OTLP_BYTES }, async (req, reply) => {
       const type = String(req.headers['content-type'] ?? '').toLowerCase();
       const protobuf = type.startsWith(PROTOBUF);
@@ -34,9 +30,32 @@ export function traceRoutes(app: FastifyInstance, store: TraceStore, onSpans?: (
           errors: [{ path: '/headers/content-type', message: 'must be application/x-protobuf or application/json' }],
         });
       }
+      const encoding = String(req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+      if (encoding !== 'identity' && encoding !== 'gzip') {
+        throw new HttpError(415, 'otlp-content-encoding', 'this receiver takes uncompressed or gzip-compressed bodies', {
+          errors: [{ path: '/headers/content-encoding', message: 'must be gzip or identity' }],
+        });
+      }
+      let bytes = req.body as Buffer;
+      if (encoding === 'gzip') {
+        try {
+          bytes = await gunzipAsync(bytes, { maxOutputLength: MAX_OTLP_BYTES });
+        } catch {
+          throw badRequest([{ path: '/body', message: `not a gzip stream, or more than ${MAX_OTLP_BYTES} bytes unpacked` }]);
+        }
+      }
       let records: SpanRecord[];
       try {
-        records = protobuf ? indexOtlpProto(req.body as Buffer) : decodeOtlpJson(req.body).map(recordOf);
+        if (protobuf) records = indexOtlpProto(bytes);
+        else {
+          let json: unknown;
+          try {
+            json = JSON.parse(bytes.toString('utf8'));
+          } catch {
+            throw new OtlpError('the body is not valid JSON');
+          }
+          records = decodeOtlpJson(json).map(recordOf);
+        }
       } catch (err) {
         if (err instanceof OtlpError || err instanceof ProtoError) throw badRequest([{ path: '/body', message: err.message }]);
         throw err;

@@ -4,27 +4,24 @@
  * status and message), and what the receiver makes of the request the exporter writes.
  */
 import assert from 'node:assert/strict';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { SpanKind, SpanStatusCode, Telemetry, buildApp, createLogger, idsOf } from '@concord/platform';
-import type { FastifyInstance } from 'fastify';
+import { SpanKind, SpanStatusCode, Telemetry, idsOf } from '@concord/platform';
 import { decodeOtlpJson } from '../src/traces/otlp.js';
-import { traceRoutes } from '../src/traces/routes.js';
-import { TraceStore } from '../src/traces/store.js';
+import type { TraceStore } from '../src/traces/store.js';
+import { silentLog, startTraceReceiver } from './trace-receiver.js';
 
 describe('OTLP export to the control plane', () => {
-  const log = createLogger({ service: 'control-plane', instance: 'test', version: 'v1' }, 'silent');
-  const store = new TraceStore();
-  let app: FastifyInstance;
+  const log = silentLog;
+  let receiver: Awaited<ReturnType<typeof startTraceReceiver>>;
+  let store: TraceStore;
   let controlUrl = '';
 
   before(async () => {
-    app = buildApp({ log, servedBy: 'control-plane@v1#test', bodyLimitBytes: 1_048_576 }).app;
-    traceRoutes(app, store);
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    controlUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    receiver = await startTraceReceiver();
+    store = receiver.store;
+    controlUrl = receiver.baseUrl;
   });
-  after(() => app.close());
+  after(() => receiver.close());
 
   function telemetry(): Telemetry {
     return new Telemetry({ service: 'inventory', version: 'v2', instanceId: 'inventory-7', controlUrl, env: { OTEL_TRACES_SAMPLER: 'always_on' }, log, enabled: true });

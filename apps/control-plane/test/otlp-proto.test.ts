@@ -13,16 +13,15 @@ import { gzipSync } from 'node:zlib';
 import { ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { JsonTraceSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { BasicTracerProvider, InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { SpanKind, SpanStatusCode, buildApp, createLogger } from '@concord/platform';
+import { SpanKind, SpanStatusCode } from '@concord/platform';
 import { FLUSH_AT_BYTES, MAX_QUEUED_BYTES, OtlpProtoSpanProcessor } from '@concord/platform/telemetry/otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import type { FastifyInstance } from 'fastify';
 import { request } from 'undici';
 import { decodeOtlpJson } from '../src/traces/otlp.js';
 import { MAX_SPAN_BYTES, indexOtlpProto } from '../src/traces/otlp-proto.js';
 import { ProtoWriter } from '@concord/core';
-import { traceRoutes } from '../src/traces/routes.js';
 import { TraceStore } from '../src/traces/store.js';
+import { startTraceReceiver } from './trace-receiver.js';
 
 /** Finished SDK spans of one small trace: a server span with a failing child and a client child. */
 function sdkSpans(): ReadableSpan[] {
@@ -52,18 +51,16 @@ function exporterSpan(tracer: ReturnType<BasicTracerProvider['getTracer']>): Rea
 }
 
 describe('OTLP/HTTP protobuf receiver', () => {
-  const log = createLogger({ service: 'control-plane', instance: 'test', version: 'v1' }, 'silent');
-  const store = new TraceStore();
-  let app: FastifyInstance;
+  let receiver: Awaited<ReturnType<typeof startTraceReceiver>>;
+  let store: TraceStore;
   let url = '';
 
   before(async () => {
-    app = buildApp({ log, servedBy: 'control-plane@v1#test', bodyLimitBytes: 1_048_576 }).app;
-    traceRoutes(app, store);
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/v1/traces`;
+    receiver = await startTraceReceiver();
+    store = receiver.store;
+    url = `${receiver.baseUrl}/v1/traces`;
   });
-  after(() => app.close());
+  after(() => receiver.close());
 
   test("OpenTelemetry's own protobuf serializer and its JSON serializer give the same stored spans", () => {
     const spans = sdkSpans();

@@ -157,6 +157,11 @@ export class ProtoWriter {
   raw(field: number, bytes: Uint8Array): void {
     this.tag(field, WIRE_LEN);
     this.varint(bytes.length);
+    this.append(bytes);
+  }
+
+  /** Bytes already encoded (fields of a message written elsewhere), as they are. */
+  append(bytes: Uint8Array): void {
     this.ensure(bytes.length);
     this.buf.set(bytes, this.pos);
     this.pos += bytes.length;
@@ -282,12 +287,8 @@ export class ProtoReader {
 
   /** A length-delimited field: the bounds of its bytes; the cursor moves past them. */
   len(): { start: number; end: number } {
-    const n = this.varint();
-    const start = this.pos;
-    const end = start + n;
-    if (end > this.end) throw new ProtoError('a length-delimited field runs past the end of its message');
-    this.pos = end;
-    return { start, end };
+    const start = this.lenStart();
+    return { start, end: this.fieldEnd };
   }
 
   string(): string {

@@ -278,6 +278,21 @@ export function decodeSpan(buf: Buffer, start: number, end: number, res: Resourc
   return span;
 }
 
+/** Calls `fn` with the bounds of every occurrence of the message field `field` between `start` and `end`; other fields are skipped. */
+function eachMessage(buf: Buffer, start: number, end: number, field: number, what: string, fn: (start: number, end: number) => void): void {
+  const r = new ProtoReader(buf, start, end);
+  while (!r.done) {
+    const tag = r.varint();
+    if (tag >>> 3 !== field) {
+      r.skip(tag & 7);
+      continue;
+    }
+    expectWire(tag & 7, WIRE_LEN, what);
+    const at = r.lenStart();
+    fn(at, r.fieldEnd);
+  }
+}
+
 /** A span's encoding above this is left out (Concord's spans take ~150 bytes). */
 export const MAX_SPAN_BYTES = 16 * 1024;
 
@@ -290,17 +305,9 @@ export const MAX_SPAN_BYTES = 16 * 1024;
  */
 export function indexOtlpProto(buf: Buffer): SpanRecord[] {
   const out: ProtoSpanRecord[] = [];
-  const req = new ProtoReader(buf, 0, buf.length);
-  while (!req.done) {
-    const tag = req.varint();
-    if (tag >>> 3 !== 1) {
-      req.skip(tag & 7);
-      continue;
-    }
-    expectWire(tag & 7, WIRE_LEN, 'ExportTraceServiceRequest.resource_spans');
-    const rs = req.len();
+  eachMessage(buf, 0, buf.length, 1, 'ExportTraceServiceRequest.resource_spans', (rsStart, rsEnd) => {
     // A message's fields may come in any order: the resource is read before the spans use it.
-    const r = new ProtoReader(buf, rs.start, rs.end);
+    const r = new ProtoReader(buf, rsStart, rsEnd);
     let res: Resource = { service: 'unknown', instance: '' };
     const scopes: Array<{ start: number; end: number }> = [];
     while (!r.done) {
@@ -314,21 +321,13 @@ export function indexOtlpProto(buf: Buffer): SpanRecord[] {
       } else r.skip(t & 7);
     }
     for (const ss of scopes) {
-      const s = new ProtoReader(buf, ss.start, ss.end);
-      while (!s.done) {
-        const t = s.varint();
-        if (t >>> 3 !== 2) {
-          s.skip(t & 7);
-          continue;
-        }
-        expectWire(t & 7, WIRE_LEN, 'ScopeSpans.spans');
-        const at = s.lenStart();
-        if (s.fieldEnd - at > MAX_SPAN_BYTES) continue;
-        const rec = indexSpan(buf, at, s.fieldEnd, res);
+      eachMessage(buf, ss.start, ss.end, 2, 'ScopeSpans.spans', (start, end) => {
+        if (end - start > MAX_SPAN_BYTES) return;
+        const rec = indexSpan(buf, start, end, res);
         if (rec) out.push(rec);
-      }
+      });
     }
-  }
+  });
   let total = 0;
   for (const r of out) total += r.bytes;
   const own = Buffer.allocUnsafeSlow(total);

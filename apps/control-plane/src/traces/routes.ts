@@ -3,7 +3,7 @@ import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import { HttpError, badRequest } from '@concord/platform';
 import type { FastifyInstance } from 'fastify';
-import { OtlpError, decodeOtlpJson } from './otlp.js';
+import { OtlpError, decodeOtlpJsonBytes } from './otlp.js';
 import { ProtoError, indexOtlpProto } from './otlp-proto.js';
 import { type SpanRecord, type TraceStore, recordOf } from './store.js';
 
@@ -15,10 +15,7 @@ const gunzipAsync = promisify(gunzip);
 export function traceRoutes(app: FastifyInstance, store: TraceStore, onSpans?: (n: number) => void): void {
   app.register(async (scope) => {
     // Both encodings arrive as bytes: a body may be gzip-compressed (the OpenTelemetry
-    // Collector's otlphttp exporter compresses by default), and is parsed once unpacked. Plain
-    // JSON.parse: Fastify's parser also scans every body for __proto__ and constructor keys, which
-    // was most of the parsing time of a span export (profiled), and decodeOtlpJson copies only the
-    // fields it knows into fresh objects, so such keys are inert.
+    // Collector's otlphttp exporter compresses by default), and is parsed once unpacked.
     scope.removeContentTypeParser('application/json');
     for (const type of ['application/json', PROTOBUF]) scope.addContentTypeParser(type, { parseAs: 'buffer', bodyLimit: MAX_OTLP_BYTES }, (_req, body, done) => done(null, body));
     // OTLP exporters may send large batches; this route alone accepts up to 8 MiB (unpacked too).
@@ -46,16 +43,7 @@ export function traceRoutes(app: FastifyInstance, store: TraceStore, onSpans?: (
       }
       let records: SpanRecord[];
       try {
-        if (protobuf) records = indexOtlpProto(bytes);
-        else {
-          let json: unknown;
-          try {
-            json = JSON.parse(bytes.toString('utf8'));
-          } catch {
-            throw new OtlpError('the body is not valid JSON');
-          }
-          records = decodeOtlpJson(json).map(recordOf);
-        }
+        records = protobuf ? indexOtlpProto(bytes) : decodeOtlpJsonBytes(bytes).map(recordOf);
       } catch (err) {
         if (err instanceof OtlpError || err instanceof ProtoError) throw badRequest([{ path: '/body', message: err.message }]);
         throw err;

@@ -165,15 +165,10 @@ export function traceRequest(groups: ReadonlyArray<{ resourceHead: Uint8Array; s
   const w = new ProtoWriter(64 + groups.reduce((n, g) => n + g.resourceHead.length + g.scopeHead.length + g.spans.length + 16, 0));
   for (const g of groups) {
     const rs = w.begin(F_REQUEST_RESOURCE_SPANS);
-    w.ensure(g.resourceHead.length);
-    w.buf.set(g.resourceHead, w.pos);
-    w.pos += g.resourceHead.length;
+    w.append(g.resourceHead);
     const ss = w.begin(F_RESOURCE_SPANS_SCOPE_SPANS);
-    w.ensure(g.scopeHead.length + g.spans.length);
-    w.buf.set(g.scopeHead, w.pos);
-    w.pos += g.scopeHead.length;
-    w.buf.set(g.spans, w.pos);
-    w.pos += g.spans.length;
+    w.append(g.scopeHead);
+    w.append(g.spans);
     w.end(ss);
     w.end(rs);
   }

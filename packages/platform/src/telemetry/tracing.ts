@@ -223,7 +223,7 @@ export class Telemetry {
     const sc = trace.getSpanContext(ctx);
     if (!sc || sc.traceId === INVALID_TRACEID || sc.spanId === INVALID_SPANID || isTracingSuppressed(ctx)) return headers;
     const flags = sc.traceFlags & 0xff;
-    headers.traceparent = `00-${sc.traceId}-${sc.spanId}-${flags < 16 ? '0' : ''}${flags.toString(16)}`;
+    headers.traceparent = w3cTraceparent(sc.traceId, sc.spanId, flags);
     const state = sc.traceState?.serialize();
     if (state) headers.tracestate = state;
     headers['x-b3-traceid'] = sc.traceId;
@@ -278,7 +278,12 @@ export class Telemetry {
 export function traceparentOf(ctx: TraceContext): string | null {
   const sc = trace.getSpanContext(ctx);
   if (!sc) return null;
-  return `00-${sc.traceId}-${sc.spanId}-${sc.traceFlags & 1 ? '01' : '00'}`;
+  return w3cTraceparent(sc.traceId, sc.spanId, sc.traceFlags & TraceFlags.SAMPLED);
+}
+
+/** A version-00 traceparent; `flags` (0–255) as two hex digits. */
+function w3cTraceparent(traceId: string, spanId: string, flags: number): string {
+  return `00-${traceId}-${spanId}-${flags < 16 ? '0' : ''}${flags.toString(16)}`;
 }
 
 /** Trace and span ids of a context (for log lines), or null. */

@@ -132,12 +132,19 @@ async function firstOf(url: string, headers: Record<string, string>): Promise<An
   return answers[0] as Answer;
 }
 
-function assertBurst(answers: Answer[], limit: number, tookMs: number, what: string): string {
+/**
+ * One gateway decides a whole burst at one instant (LoopClock), so exactly the limit passes
+ * (±5 %). Two gateways decide it at two instants — each its own process, scheduled on its own —
+ * and the shared bucket honestly refills in between at `limit` per second: `acrossProcesses`
+ * allows that refill, bounded by how long the burst took as seen from the client.
+ */
+function assertBurst(answers: Answer[], limit: number, tookMs: number, what: string, acrossProcesses = false): string {
   const ok = answers.filter((a) => a.status === 200);
   const limited = answers.filter((a) => a.status === 429);
   const summary = `${what}: ${ok.length} accepted, ${limited.length} limited of ${answers.length} in ${tookMs.toFixed(0)} ms; statuses ${[...new Set(answers.map((a) => a.status))].join(',')}`;
   assert.equal(ok.length + limited.length, answers.length, summary);
-  assert.ok(ok.length >= Math.floor(limit * 0.95) && ok.length <= Math.ceil(limit * 1.05), `the limit ±5 % is accepted — ${summary}`);
+  const refill = acrossProcesses ? Math.ceil((limit * tookMs) / 1000) : 0;
+  assert.ok(ok.length >= Math.floor(limit * 0.95) && ok.length <= Math.ceil(limit * 1.05) + refill, `the limit ±5 % (+${refill} refilled while the burst was decided) is accepted — ${summary}`);
   for (const a of limited) {
     const retryAfter = Number(a.headers['retry-after']);
     assert.ok(Number.isInteger(retryAfter) && retryAfter >= 1, `Retry-After ${a.headers['retry-after']}`);
@@ -226,7 +233,7 @@ describe('the Redis store', () => {
     const firsts = [await firstOf(`${a}/api/users/me`, u.auth), await firstOf(`${b}/api/users/me`, u.auth)];
     const urls = Array.from({ length: 2 * LIMIT - 2 }, (_, i) => `${i % 2 === 0 ? a : b}/api/users/me`);
     const { answers, tookMs } = await burst(urls, u.auth);
-    t.diagnostic(assertBurst([...firsts, ...answers], LIMIT, tookMs, 'shared by two gateways'));
+    t.diagnostic(assertBurst([...firsts, ...answers], LIMIT, tookMs, 'shared by two gateways', true));
     // Both instances did their share of accepting and refusing: the limit is really shared.
     for (const k of [0, 1]) {
       const mine = answers.filter((_, i) => i % 2 === k);
@@ -243,7 +250,7 @@ describe('the Redis store', () => {
     const b = instanceUrl(sys, 'gateway-rb-1');
     const urls = Array.from({ length: 2 * LIMIT }, (_, i) => `${i % 2 === 0 ? a : b}/api/products/p-0002`);
     const { answers, tookMs } = await burst(urls, {});
-    t.diagnostic(assertBurst(answers, LIMIT, tookMs, 'per IP shared by two gateways'));
+    t.diagnostic(assertBurst(answers, LIMIT, tookMs, 'per IP shared by two gateways', true));
   });
 
   test('a gateway whose Redis is unreachable still starts, answers and limits with its own buckets', async (t) => {

@@ -190,6 +190,13 @@ describe('mesh security: mutual TLS, PeerAuthentication and AuthorizationPolicy'
     );
     const plain = await plainRequest(restarted.port as number, '/health/ready');
     assert.equal(plain.answer, '', 'the restarted instance is STRICT from its first connection');
+    // The registry passing the new instance and order's watch delivering it are two events: wait
+    // for order's mesh client to reach the new address before counting its calls.
+    await pollUntil(
+      "order's mesh client reaching the restarted payment",
+      async () => (await probe(sys, 'order-1', { service: 'payment', path: '/api/probe/whoami', count: 1, concurrency: 1 })).summary.byStatus['200'] === 1,
+      15_000,
+    );
     const fromOrder = await probe(sys, 'order-1', { service: 'payment', path: '/api/probe/whoami', count: 10, concurrency: 2 });
     assert.equal(fromOrder.summary.byStatus['200'], 10, JSON.stringify(fromOrder.summary));
   });

@@ -30,7 +30,7 @@ interface Rejection {
   rejected?: Array<{ kind: string; name: string; reason: string }>;
 }
 
-const USAGE = 'usage: concord apply -f <file.yaml | ->   (a YAML stream of VirtualService, DestinationRule, PeerAuthentication, AuthorizationPolicy)';
+const USAGE = 'usage: concord apply -f <file.yaml | ->   (a YAML stream of VirtualService, DestinationRule, PeerAuthentication, AuthorizationPolicy, Telemetry)';
 
 function readStdin(): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { appEntry } from '@concord/cli';
 import { ADMIN_ENV, DEFAULT_SYSTEM, http, newUser, outputDir, pollUntil, startSystem, type System } from './harness.js';
+import { applyAndWait, deleteResource, waitAcked } from './mesh-helpers.js';
 import { placeOrder } from './order-helpers.js';
 
 
@@ -206,6 +207,63 @@ describe('tracing', () => {
       proc.kill('SIGTERM');
       collector.close();
     }
+  });
+});
+
+describe('sampling by Telemetry resource', () => {
+  const WORKLOADS = ['gateway-1', 'order-1', 'inventory-1', 'payment-1', 'points-1'];
+  const flagsOf = (traceparent: string | null) => /^00-[0-9a-f]{32}-[0-9a-f]{16}-([0-9a-f]{2})$/.exec(traceparent ?? '')?.[1];
+
+  test("Istio's Telemetry sets the share of sampled traces while the system runs; deleting it restores OTEL_TRACES_SAMPLER", async () => {
+    const u = await newUser(gw);
+    try {
+      await applyAndWait(
+        sys,
+        `apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata:
+  name: mesh-default
+  namespace: istio-system
+spec:
+  tracing:
+  - randomSamplingPercentage: 0
+`,
+        WORKLOADS,
+      );
+      const off = await placeOrder(gw, u.auth, [{ productId: 'p-0001', quantity: 1 }]);
+      assert.equal(off.status, 201);
+      assert.equal(flagsOf(off.headers.get('traceparent')), '00', 'at 0 % the gateway starts the trace unsampled (the id still travels)');
+      // A caller's own sampling decision is followed, as Istio's proxies do.
+      const forced = randomUUID().replace(/-/g, '');
+      const kept = await http(`${gw}/api/products/p-0002`, { headers: { traceparent: `00-${forced}-${'1'.repeat(16)}-01` } });
+      assert.equal(flagsOf(kept.headers.get('traceparent')), '01');
+      await traceWith(forced, ['gateway', 'inventory']);
+
+      // A workload override: gateway samples everything, the rest inherits 0 % but follows the
+      // gateway's decision, so whole traces are kept.
+      await applyAndWait(
+        sys,
+        `apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: gateway-all}
+spec:
+  selector: {matchLabels: {app: gateway}}
+  tracing:
+  - randomSamplingPercentage: 100
+`,
+        WORKLOADS,
+      );
+      const on = await placeOrder(gw, u.auth, [{ productId: 'p-0001', quantity: 1 }]);
+      assert.equal(flagsOf(on.headers.get('traceparent')), '01');
+      await traceWith(traceIdOf(on.headers.get('traceparent')) as string, ['gateway', 'order', 'inventory', 'payment', 'points']);
+    } finally {
+      await deleteResource(sys, 'Telemetry', 'gateway-all');
+      await deleteResource(sys, 'Telemetry', 'mesh-default');
+    }
+    const status = await http<{ version: number }>(`${sys.controlUrl}/api/config`);
+    await waitAcked(sys, WORKLOADS, status.body.version);
+    const back = await placeOrder(gw, u.auth, [{ productId: 'p-0001', quantity: 1 }]);
+    assert.equal(flagsOf(back.headers.get('traceparent')), '01', 'always_on from the environment again');
   });
 });
 

@@ -178,7 +178,7 @@ test('delete: 404 when absent, 409 when referenced, else a new version', () => {
   assert.equal(store.version, 1);
   assert.deepEqual(store.remove('VirtualService', 'recommendation'), { ok: true, version: 2 });
   assert.deepEqual(store.remove('DestinationRule', 'recommendation'), { ok: true, version: 3 });
-  assert.deepEqual(store.config, { version: 3, virtualServices: [], destinationRules: [], peerAuthentications: [], authorizationPolicies: [] });
+  assert.deepEqual(store.config, { version: 3, virtualServices: [], destinationRules: [], peerAuthentications: [], authorizationPolicies: [], telemetries: [] });
   assert.deepEqual(store.status(), []);
 });
 

@@ -404,6 +404,40 @@ spec:
     assert.deepEqual(alone.peerAuthentications, [{ name: 'payment', mode: 'PERMISSIVE', selector: { app: 'payment' } }]);
   });
 
+  test("Telemetry: Istio's mesh-wide example (in istio-system) and a workload override normalise to sampling percentages", () => {
+    const c = ok(`
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata:
+  name: mesh-default
+  namespace: istio-system
+spec:
+  # no selector specified, applies to all workloads
+  tracing:
+  - randomSamplingPercentage: 10.00
+---
+apiVersion: telemetry.istio.io/v1alpha1
+kind: Telemetry
+metadata: {name: payment-all}
+spec:
+  selector: {matchLabels: {app: payment}}
+  tracing:
+  - randomSamplingPercentage: 100
+    match: {mode: CLIENT_AND_SERVER}
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: order-inherits}
+spec:
+  selector: {matchLabels: {app: order}}
+`);
+    assert.deepEqual(c.telemetries, [
+      { name: 'mesh-default', randomSamplingPercentage: 10 },
+      { name: 'order-inherits', selector: { app: 'order' } },
+      { name: 'payment-all', selector: { app: 'payment' }, randomSamplingPercentage: 100 },
+    ]);
+  });
+
   test("AuthorizationPolicy: Istio principals map to Concord's trust domain", () => {
     const c = ok(`
 apiVersion: security.istio.io/v1
@@ -521,7 +555,13 @@ function base() {
       ],
     },
   };
-  return { vs, dr, pa, ap };
+  const tel: Fixture = {
+    apiVersion: 'telemetry.istio.io/v1',
+    kind: 'Telemetry',
+    metadata: { name: 'order-tracing' },
+    spec: { selector: { matchLabels: { app: 'order' } }, tracing: [{ randomSamplingPercentage: 50 }] },
+  };
+  return { vs, dr, pa, ap, tel };
 }
 
 function yamlOf(docs: unknown[]): string {
@@ -773,6 +813,41 @@ const INVALID: Array<[string, (d: Docs) => unknown[] | undefined, string[]]> = [
   ['a wrong apiVersion', (d) => void (d.vs.apiVersion = 'security.istio.io/v1'), ['VirtualService/reviews: apiVersion']],
   ['an unknown kind', (d) => [{ ...d.vs, kind: 'VirtualServise' }], ['document 1: kind']],
   ['an Istio kind Concord does not implement', (d) => [{ ...d.vs, kind: 'Gateway', apiVersion: 'networking.istio.io/v1' }], ['document 1: kind']],
+  [
+    'a sampling percentage over 100',
+    (d) => void (d.tel.spec.tracing[0].randomSamplingPercentage = 100.5),
+    ['Telemetry/order-tracing: spec.tracing[0].randomSamplingPercentage'],
+  ],
+  [
+    'a negative sampling percentage',
+    (d) => void (d.tel.spec.tracing[0].randomSamplingPercentage = -1),
+    ['Telemetry/order-tracing: spec.tracing[0].randomSamplingPercentage'],
+  ],
+  [
+    'a sampling percentage as a string',
+    (d) => void (d.tel.spec.tracing[0].randomSamplingPercentage = '10%'),
+    ['Telemetry/order-tracing: spec.tracing[0].randomSamplingPercentage'],
+  ],
+  ['two tracing entries', (d) => void d.tel.spec.tracing.push({ randomSamplingPercentage: 1 }), ['Telemetry/order-tracing: spec.tracing']],
+  ['a named trace provider', (d) => void (d.tel.spec.tracing[0].providers = [{ name: 'zipkin' }]), ['Telemetry/order-tracing: spec.tracing[0].providers']],
+  ['disableSpanReporting', (d) => void (d.tel.spec.tracing[0].disableSpanReporting = true), ['Telemetry/order-tracing: spec.tracing[0].disableSpanReporting']],
+  ['a SERVER-only tracing match', (d) => void (d.tel.spec.tracing[0].match = { mode: 'SERVER' }), ['Telemetry/order-tracing: spec.tracing[0].match.mode']],
+  ['Telemetry metrics overrides', (d) => void (d.tel.spec.metrics = [{ providers: [{ name: 'prometheus' }] }]), ['Telemetry/order-tracing: spec.metrics']],
+  [
+    'a Telemetry selecting an unknown app',
+    (d) => void (d.tel.spec.selector.matchLabels.app = 'ordr'),
+    ['Telemetry/order-tracing: spec.selector.matchLabels[app]'],
+  ],
+  ['a Telemetry in another namespace', (d) => void (d.tel.metadata.namespace = 'prod'), ['Telemetry/order-tracing: metadata.namespace']],
+  ['two Telemetry resources for one selector', (d) => [d.tel, { ...d.tel, metadata: { name: 'order-2' } }], ['Telemetry/order-2: spec.selector']],
+  [
+    'two mesh-wide Telemetry resources',
+    (d) => [
+      { ...d.tel, metadata: { name: 'mesh-a' }, spec: { tracing: [{ randomSamplingPercentage: 1 }] } },
+      { ...d.tel, metadata: { name: 'mesh-b' }, spec: { tracing: [{ randomSamplingPercentage: 2 }] } },
+    ],
+    ['Telemetry/mesh-b: spec'],
+  ],
   ['a name that is not DNS-1123', (d) => [{ ...d.dr, metadata: { name: 'Reviews_1' } }], ['document 1: metadata.name']],
   ['a missing name', (d) => [{ ...d.dr, metadata: {} }], ['document 1: metadata.name']],
   ['another namespace', (d) => void (d.vs.metadata.namespace = 'prod'), ['VirtualService/reviews: metadata.namespace']],
@@ -836,12 +911,12 @@ const INVALID: Array<[string, (d: Docs) => unknown[] | undefined, string[]]> = [
 describe('every kind of invalid input is refused with its field path', () => {
   test('the base documents are valid', () => {
     const d = base();
-    ok(yamlOf([d.vs, d.dr, d.pa, d.ap]));
+    ok(yamlOf([d.vs, d.dr, d.pa, d.ap, d.tel]));
   });
   for (const [name, mutate, expected] of INVALID) {
     test(name, () => {
       const d = base();
-      const docs = mutate(d) ?? [d.vs, d.dr, d.pa, d.ap];
+      const docs = mutate(d) ?? [d.vs, d.dr, d.pa, d.ap, d.tel];
       assert.deepEqual(paths(yamlOf(docs)).sort(), [...expected].sort());
     });
   }
@@ -910,7 +985,8 @@ test('the examples shipped in deploy/mesh are valid together', () => {
 
 describe('regular expressions work on both RE2 and JavaScript', () => {
   test('ordinary patterns pass', () => {
-    for (const p of ['/api/v[0-9]+/.*', '^/x$', '(?:a|b)', '[ab]+', '[^/]+\\.json', 'a{2,5}', '(?<id>[0-9]+)', '\\d+\\.\\d+']) assert.equal(regexProblem(p), null, p);
+    for (const p of ['/api/v[0-9]+/.*', '^/x$', '(?:a|b)', '[ab]+', '[^/]+\\.json', 'a{2,5}', '(?<id>[0-9]+)', '\\d+\\.\\d+'])
+      assert.equal(regexProblem(p), null, p);
   });
   test('patterns the data plane would refuse at request time (catastrophic backtracking risks) are refused here too', () => {
     for (const p of ['(a+)+', '(?:a|b)+', '(a|aa)*']) assert.match(regexProblem(p) ?? '', /not allowed|backtrack|repetition/, p);

@@ -119,3 +119,42 @@ test('inject writes the same headers as OpenTelemetry’s W3C and B3 multi-heade
   const unknownBits = trace.setSpanContext(ROOT_CONTEXT, { traceId, spanId, traceFlags: 0x81 });
   assert.equal(t.inject(unknownBits, {}).traceparent, `00-${traceId}-${spanId}-81`);
 });
+
+test('a Telemetry sampling percentage replaces the environment’s sampler while it is in force, and removing it restores that sampler', () => {
+  const t = new Telemetry({
+    service: 'unit',
+    version: 'v1',
+    instanceId: 'unit-1',
+    controlUrl: 'http://127.0.0.1:9',
+    env: { ...env, OTEL_TRACES_SAMPLER: 'always_on' },
+    log,
+    enabled: true,
+  });
+  const recordedRoots = (n: number) =>
+    Array.from({ length: n }, () => t.start('root', ROOT_CONTEXT, SpanKind.SERVER).span.isRecording()).filter(Boolean).length;
+  assert.equal(recordedRoots(50), 50, 'always_on from the environment');
+
+  t.useSampling({ percentage: 0, policy: 'mesh-default' });
+  assert.deepEqual(t.samplingPolicy, { name: 'mesh-default', percentage: 0 });
+  assert.equal(recordedRoots(50), 0, '0 %: no new trace is recorded');
+  // The decision follows the parent: a trace sampled upstream stays whole.
+  const sampledParent = trace.setSpanContext(ROOT_CONTEXT, { traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), traceFlags: 1, isRemote: true });
+  assert.equal(t.start('child', sampledParent, SpanKind.SERVER).span.isRecording(), true, 'a sampled parent is followed');
+
+  t.useSampling({ percentage: 50, policy: 'half' });
+  const half = recordedRoots(2000);
+  assert.ok(half > 800 && half < 1200, `50 %: about half the new traces (${half} of 2000)`);
+  const unsampledParent = trace.setSpanContext(ROOT_CONTEXT, { traceId: 'c'.repeat(32), spanId: 'd'.repeat(16), traceFlags: 0, isRemote: true });
+  assert.equal(t.start('child', unsampledParent, SpanKind.SERVER).span.isRecording(), false, 'an unsampled parent is followed');
+
+  t.useSampling({ percentage: null });
+  assert.equal(t.samplingPolicy, null);
+  assert.equal(recordedRoots(50), 50, 'back to always_on');
+});
+
+test('with tracing off a Telemetry sampling percentage records nothing', () => {
+  const t = telemetry(false);
+  t.useSampling({ percentage: 100, policy: 'all' });
+  assert.equal(t.samplingPolicy, null);
+  assert.equal(t.start('root', ROOT_CONTEXT, SpanKind.SERVER).span.isRecording(), false);
+});

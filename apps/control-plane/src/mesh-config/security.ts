@@ -23,7 +23,8 @@ const MTLS_MODES = ['UNSET', 'DISABLE', 'PERMISSIVE', 'STRICT'] as const;
 const MAX_RULES = 64;
 const MAX_VALUES = 256;
 
-function selector(c: Checker, v: unknown, at: Segment[], apps: AppRef[]): Record<string, string> | undefined | null {
+/** A workload selector (`matchLabels` on app/version); an empty one selects every workload, as none does. */
+export function selector(c: Checker, v: unknown, at: Segment[], apps: AppRef[]): Record<string, string> | undefined | null {
   const o = object(c, v, at, ['matchLabels']);
   if (!o) return v === undefined ? undefined : null;
   if (o.matchLabels === undefined) return undefined;

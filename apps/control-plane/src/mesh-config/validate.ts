@@ -9,7 +9,7 @@
  * - the whole candidate configuration (what would be in force if the change were applied):
  *   every referenced host is a service, every referenced subset is defined, one
  *   DestinationRule per host, one VirtualService per host, at most one mesh-wide and one
- *   PeerAuthentication per selector. Istio merges or silently picks the oldest in several of
+ *   PeerAuthentication or Telemetry per selector. Istio merges or silently picks the oldest in several of
  *   these cases (istio/istio#5272, #17165); Concord refuses them instead, naming both sides.
  */
 import { mesh } from '@concord/core';
@@ -17,15 +17,17 @@ import { Checker, type Issue, type Obj, type Segment, isDns1123Subdomain, isObj,
 import { unknownHostMessage } from './hosts.js';
 import { type ServiceRef, destinationRule, virtualService } from './networking.js';
 import { type AppRef, type PeerAuthDraft, authorizationPolicy, peerAuthentication } from './security.js';
+import { telemetry } from './telemetry.js';
 
-export type Kind = 'VirtualService' | 'DestinationRule' | 'PeerAuthentication' | 'AuthorizationPolicy';
-export const KINDS: readonly Kind[] = ['VirtualService', 'DestinationRule', 'PeerAuthentication', 'AuthorizationPolicy'];
+export type Kind = 'VirtualService' | 'DestinationRule' | 'PeerAuthentication' | 'AuthorizationPolicy' | 'Telemetry';
+export const KINDS: readonly Kind[] = ['VirtualService', 'DestinationRule', 'PeerAuthentication', 'AuthorizationPolicy', 'Telemetry'];
 
 const API_VERSIONS: Record<Kind, readonly string[]> = {
   VirtualService: ['networking.istio.io/v1', 'networking.istio.io/v1beta1', 'networking.istio.io/v1alpha3'],
   DestinationRule: ['networking.istio.io/v1', 'networking.istio.io/v1beta1', 'networking.istio.io/v1alpha3'],
   PeerAuthentication: ['security.istio.io/v1', 'security.istio.io/v1beta1'],
   AuthorizationPolicy: ['security.istio.io/v1', 'security.istio.io/v1beta1'],
+  Telemetry: ['telemetry.istio.io/v1', 'telemetry.istio.io/v1alpha1'],
 };
 
 /** Istio kinds Concord knows of but does not implement. */
@@ -37,7 +39,6 @@ const OTHER_ISTIO_KINDS = [
   'WorkloadEntry',
   'WorkloadGroup',
   'RequestAuthentication',
-  'Telemetry',
   'ProxyConfig',
   'WasmPlugin',
 ];
@@ -56,6 +57,8 @@ const KIND_ALIASES: Record<string, Kind> = {
   authorizationpolicy: 'AuthorizationPolicy',
   authorizationpolicies: 'AuthorizationPolicy',
   ap: 'AuthorizationPolicy',
+  telemetry: 'Telemetry',
+  telemetries: 'Telemetry',
 };
 
 export function kindOf(name: string): Kind | null {
@@ -81,13 +84,17 @@ export function identify(doc: unknown): Identity | null {
   return { kind, name: md.name, key: resourceKey(kind, md.name) };
 }
 
+/** Istio's root configuration namespace: mesh-wide resources live there. */
+const ROOT_NAMESPACE = 'istio-system';
+
 const SERVER_SET = 'is set by the Kubernetes API server; remove it (it comes from `kubectl get -o yaml` output)';
 
 type Parsed =
   | { kind: 'VirtualService'; value: mesh.VirtualService; hosts: ServiceRef[]; refs: ServiceRef[] }
   | { kind: 'DestinationRule'; value: mesh.DestinationRule; host: ServiceRef | null; subsetNames: string[] }
   | { kind: 'PeerAuthentication'; name: string; value: PeerAuthDraft; apps: AppRef[] }
-  | { kind: 'AuthorizationPolicy'; value: mesh.AuthorizationPolicy; apps: AppRef[] };
+  | { kind: 'AuthorizationPolicy'; value: mesh.AuthorizationPolicy; apps: AppRef[] }
+  | { kind: 'Telemetry'; value: mesh.Telemetry; apps: AppRef[] };
 
 /**
  * Validates one document on its own. `label` names it when it has no usable kind/name.
@@ -135,7 +142,14 @@ export function validateDocument(doc: unknown, label: string): { parsed: Parsed 
       );
     }
     const ns = string(c, md.namespace, ['metadata', 'namespace'], { max: 63 });
-    if (ns !== undefined && ns !== 'default') c.error(['metadata', 'namespace'], `must be "default" or left out: Concord has one namespace (got "${ns}")`);
+    // Istio's mesh-wide Telemetry lives in its root namespace, istio-system; with one namespace
+    // that is the same scope as "default", so Istio's own examples apply unchanged.
+    if (ns !== undefined && ns !== 'default' && !(kind === 'Telemetry' && ns === ROOT_NAMESPACE)) {
+      c.error(
+        ['metadata', 'namespace'],
+        `must be "default"${kind === 'Telemetry' ? ` or "${ROOT_NAMESPACE}"` : ''} or left out: Concord has one namespace (got "${ns}")`,
+      );
+    }
     stringMap(c, md.labels, ['metadata', 'labels'], { maxKeys: 64, maxLength: 63 });
     stringMap(c, md.annotations, ['metadata', 'annotations'], { maxKeys: 64, maxLength: 262_144 });
   }
@@ -164,6 +178,11 @@ export function validateDocument(doc: unknown, label: string): { parsed: Parsed 
     }
     case 'AuthorizationPolicy': {
       const r = authorizationPolicy(c, spec, at);
+      if (r) parsed = { kind, value: { name, ...r.value }, apps: r.apps };
+      break;
+    }
+    case 'Telemetry': {
+      const r = telemetry(c, spec, at);
       if (r) parsed = { kind, value: { name, ...r.value }, apps: r.apps };
       break;
     }
@@ -273,6 +292,24 @@ export function validateSet(candidates: readonly Candidate[], opts: SetOptions):
       for (const a of p.apps) known(cand, a.service, a.at);
     }
   }
+
+  // Telemetry: Istio allows one selector-less resource per namespace and one resource selecting
+  // any given workload (and picks one silently otherwise); Concord refuses a second with the
+  // same selector.
+  const telBySelector = new Map<string, string>();
+  for (const { cand, p } of parsed) {
+    if (p.kind !== 'Telemetry') continue;
+    for (const a of p.apps) known(cand, a.service, a.at);
+    const sel = p.value.selector ? JSON.stringify(Object.entries(p.value.selector).sort()) : '';
+    const prev = telBySelector.get(sel);
+    if (prev) {
+      err(
+        cand.key,
+        p.value.selector ? ['spec', 'selector'] : ['spec'],
+        `${prev} already applies to ${p.value.selector ? 'the same workloads' : 'the whole mesh (no selector)'}; Concord allows one`,
+      );
+    } else telBySelector.set(sel, cand.key);
+  }
   // UNSET inherits from the parent: for a workload policy the mesh-wide one, for the mesh-wide
   // one Istio's default, PERMISSIVE. Concord has one namespace, so namespace and mesh coincide.
   const meshWide = pas.find((p) => !p.draft.selector);
@@ -289,6 +326,7 @@ export function validateSet(candidates: readonly Candidate[], opts: SetOptions):
     destinationRules: valid.flatMap((p) => (p.kind === 'DestinationRule' ? [p.value] : [])).sort(byName),
     peerAuthentications: peerAuthentications.sort(byName),
     authorizationPolicies: valid.flatMap((p) => (p.kind === 'AuthorizationPolicy' ? [p.value] : [])).sort(byName),
+    telemetries: valid.flatMap((p) => (p.kind === 'Telemetry' ? [p.value] : [])).sort(byName),
   };
   return { config, issues };
 }

@@ -15,6 +15,7 @@
  * | deadline.ts   | call and try budgets, the x-concord-timeout-ms header                    |
  * | headers.ts    | header set / add / remove                                                |
  * | authz.ts      | AuthorizationPolicy allow/deny, PeerAuthentication mode                  |
+ * | telemetry.ts  | a workload's trace sampling percentage from Telemetry resources          |
  * | outcome.ts, random.ts, request.ts, labels.ts | shared vocabulary and helpers             |
  *
  * The order of one outbound call, as the shell (platform/mesh) composes them:
@@ -36,3 +37,4 @@ export * from './fault.js';
 export * from './deadline.js';
 export * from './headers.js';
 export * from './authz.js';
+export * from './telemetry.js';

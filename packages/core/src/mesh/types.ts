@@ -158,6 +158,18 @@ export interface AuthorizationPolicy {
   rules: AuthorizationRule[];
 }
 
+/**
+ * telemetry.istio.io Telemetry, its tracing part: which share of new traces the selected
+ * workloads sample. A field left out is inherited from the mesh-wide resource (telemetry.ts).
+ */
+export interface Telemetry {
+  name: string;
+  /** Workload labels; absent: the whole mesh. */
+  selector?: Record<string, string>;
+  /** 0–100: the percentage of traces started at these workloads that are recorded. */
+  randomSamplingPercentage?: number;
+}
+
 export interface MeshConfig {
   /** Monotonic version of the whole configuration. */
   version: number;
@@ -165,10 +177,11 @@ export interface MeshConfig {
   destinationRules: DestinationRule[];
   peerAuthentications: PeerAuthentication[];
   authorizationPolicies: AuthorizationPolicy[];
+  telemetries: Telemetry[];
 }
 
 export function emptyMeshConfig(version = 0): MeshConfig {
-  return { version, virtualServices: [], destinationRules: [], peerAuthentications: [], authorizationPolicies: [] };
+  return { version, virtualServices: [], destinationRules: [], peerAuthentications: [], authorizationPolicies: [], telemetries: [] };
 }
 
 /** `recommendation`, `recommendation.default`, `recommendation.default.svc.cluster.local` → `recommendation`. */

@@ -446,6 +446,8 @@ export async function startService<S extends Schema>(def: ServiceDefinition<S>, 
   meshConfig = registry ? new MeshConfigClient({ controlUrl, instanceId: kit.instanceId, log }) : null;
   const configClient = meshConfig;
   if (configClient) {
+    // Telemetry resources set this workload's trace sampling as configurations arrive.
+    configClient.onChange((c) => telemetry.useSampling(meshcore.tracingSampling(c.telemetries ?? [], labels)));
     configClient.start();
     closers.push(() => configClient.close());
   }

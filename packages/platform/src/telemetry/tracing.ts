@@ -83,6 +83,39 @@ export function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
   }
 }
 
+/**
+ * The sampler in force, switchable while the process runs: a Telemetry resource's
+ * randomSamplingPercentage replaces the one OTEL_TRACES_SAMPLER chose, and removing the
+ * resource brings that one back. Decisions already made (spans started) are not revisited.
+ */
+class SwitchableSampler implements Sampler {
+  constructor(
+    private readonly fallback: Sampler,
+    public current: Sampler = fallback,
+  ) {}
+
+  /** `percentage` null: back to the environment's sampler. */
+  use(percentage: number | null): void {
+    // Istio's percentage decides where a trace starts; downstream follows the parent's decision
+    // (the sampled flag in traceparent / x-b3-sampled), so the whole trace is kept or dropped.
+    this.current = percentage === null ? this.fallback : new ParentBasedSampler({ root: percentageSampler(percentage) });
+  }
+
+  shouldSample(...args: Parameters<Sampler['shouldSample']>): ReturnType<Sampler['shouldSample']> {
+    return this.current.shouldSample(...args);
+  }
+
+  toString(): string {
+    return this.current.toString();
+  }
+}
+
+function percentageSampler(percentage: number): Sampler {
+  if (percentage >= 100) return new AlwaysOnSampler();
+  if (percentage <= 0) return new AlwaysOffSampler();
+  return new TraceIdRatioBasedSampler(percentage / 100);
+}
+
 export const SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
 
 export function tracesEndpoint(env: NodeJS.ProcessEnv, controlUrl: string): string {
@@ -162,9 +195,13 @@ export class Telemetry {
   private readonly w3c = new W3CTraceContextPropagator();
   /** Extracts single `b3` or `x-b3-*` (inject writes `x-b3-*` itself). */
   private readonly b3 = new B3Propagator({ injectEncoding: B3InjectEncoding.MULTI_HEADER });
+  private readonly sampler: SwitchableSampler;
+  /** The Telemetry resource deciding this workload's sampling, or null (OTEL_TRACES_SAMPLER decides). */
+  samplingPolicy: { name: string; percentage: number } | null = null;
 
   constructor(opts: { service: string; version: string; instanceId: string; controlUrl: string; env: NodeJS.ProcessEnv; log: Logger; enabled: boolean }) {
     const processors = opts.enabled ? [processorFor(opts.env, opts.controlUrl, opts.log)] : [];
+    this.sampler = new SwitchableSampler(opts.enabled ? samplerFromEnv(opts.env) : new AlwaysOffSampler());
     this.provider = new BasicTracerProvider({
       resource: resourceFromAttributes({
         'service.name': opts.service,
@@ -172,7 +209,7 @@ export class Telemetry {
         'service.instance.id': opts.instanceId,
         'service.namespace': 'default',
       }),
-      sampler: opts.enabled ? samplerFromEnv(opts.env) : new AlwaysOffSampler(),
+      sampler: this.sampler,
       spanProcessors: processors,
     });
     this.tracer = this.provider.getTracer('concord', '0.1.0');
@@ -180,6 +217,23 @@ export class Telemetry {
   }
 
   readonly enabled: boolean;
+
+  /**
+   * Applies the mesh's Telemetry decision for this workload: a percentage of new traces, or null
+   * to go back to OTEL_TRACES_SAMPLER. With tracing off (CONCORD_TRACING=false) nothing is
+   * recorded whatever the mesh says: there is no exporter.
+   */
+  useSampling(decision: { percentage: number; policy: string } | { percentage: null }): void {
+    if (!this.enabled) return;
+    const same =
+      decision.percentage === null
+        ? this.samplingPolicy === null
+        : this.samplingPolicy?.name === decision.policy && this.samplingPolicy.percentage === decision.percentage;
+    if (same) return;
+    this.sampler.use(decision.percentage);
+    this.samplingPolicy = decision.percentage === null ? null : { name: decision.policy, percentage: decision.percentage };
+  }
+
   /** The context made active by the innermost `with` running now (synchronously). */
   private current: TraceContext = ROOT_CONTEXT;
 
@@ -234,7 +288,12 @@ export class Telemetry {
     return headers;
   }
 
-  start(name: string, parent: TraceContext | null | undefined, kind: SpanKind, attributes: Record<string, string | number | boolean> = {}): { span: Span; ctx: TraceContext } {
+  start(
+    name: string,
+    parent: TraceContext | null | undefined,
+    kind: SpanKind,
+    attributes: Record<string, string | number | boolean> = {},
+  ): { span: Span; ctx: TraceContext } {
     const p = this.parentOf(parent);
     const span = this.tracer.startSpan(name, { kind, attributes }, p);
     return { span, ctx: trace.setSpan(p, span) };
@@ -291,4 +350,3 @@ export function idsOf(ctx: TraceContext): { traceId: string; spanId: string } | 
   const sc = trace.getSpanContext(ctx);
   return sc ? { traceId: sc.traceId, spanId: sc.spanId } : null;
 }
-

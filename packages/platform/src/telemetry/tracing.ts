@@ -89,10 +89,11 @@ export function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
  * resource brings that one back. Decisions already made (spans started) are not revisited.
  */
 class SwitchableSampler implements Sampler {
-  constructor(
-    private readonly fallback: Sampler,
-    public current: Sampler = fallback,
-  ) {}
+  private current: Sampler;
+
+  constructor(private readonly fallback: Sampler) {
+    this.current = fallback;
+  }
 
   /** `percentage` null: back to the environment's sampler. */
   use(percentage: number | null): void {

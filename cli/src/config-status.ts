@@ -22,6 +22,8 @@ interface InstanceStatus {
   current: boolean;
   error?: string;
   ackedAt: string;
+  /** The sampling a Telemetry resource sets for the instance; null or absent: its OTEL_TRACES_SAMPLER. */
+  tracingSampling?: { percentage: number; telemetry: string } | null;
 }
 
 export interface ConfigStatus {
@@ -70,12 +72,13 @@ export function renderConfigStatus(s: ConfigStatus): string {
   else {
     lines.push(
       ...table([
-        ['INSTANCE', 'SERVICE', 'ACKED VERSION', 'STATE', 'ACKED AT', 'ERROR'],
+        ['INSTANCE', 'SERVICE', 'ACKED VERSION', 'STATE', 'TRACE SAMPLING', 'ACKED AT', 'ERROR'],
         ...s.instances.map((i) => [
           i.instanceId,
           i.service ?? '-',
           String(i.version),
           i.error ? 'refused' : i.current ? 'current' : 'behind',
+          i.tracingSampling ? `${i.tracingSampling.percentage} % (${i.tracingSampling.telemetry})` : 'environment',
           i.ackedAt,
           i.error ? clip(i.error) : '',
         ]),

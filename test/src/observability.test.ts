@@ -253,6 +253,11 @@ spec:
 `,
         WORKLOADS,
       );
+      // The configuration status says which resource sets each instance's sampling.
+      const st = await http<{ instances: Array<{ instanceId: string; tracingSampling: unknown }> }>(`${sys.controlUrl}/api/config/status`);
+      const samplingOf = (id: string) => st.body.instances.find((i) => i.instanceId === id)?.tracingSampling;
+      assert.deepEqual(samplingOf('gateway-1'), { percentage: 100, telemetry: 'gateway-all' });
+      assert.deepEqual(samplingOf('order-1'), { percentage: 0, telemetry: 'mesh-default' });
       const on = await placeOrder(gw, u.auth, [{ productId: 'p-0001', quantity: 1 }]);
       assert.equal(flagsOf(on.headers.get('traceparent')), '01');
       await traceWith(traceIdOf(on.headers.get('traceparent')) as string, ['gateway', 'order', 'inventory', 'payment', 'points']);
@@ -262,6 +267,8 @@ spec:
     }
     const status = await http<{ version: number }>(`${sys.controlUrl}/api/config`);
     await waitAcked(sys, WORKLOADS, status.body.version);
+    const after = await http<{ instances: Array<{ instanceId: string; tracingSampling: unknown }> }>(`${sys.controlUrl}/api/config/status`);
+    assert.equal(after.body.instances.find((i) => i.instanceId === 'gateway-1')?.tracingSampling, null, 'back to the environment');
     const back = await placeOrder(gw, u.auth, [{ productId: 'p-0001', quantity: 1 }]);
     assert.equal(flagsOf(back.headers.get('traceparent')), '01', 'always_on from the environment again');
   });

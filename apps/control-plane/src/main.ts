@@ -48,7 +48,7 @@ runService({
     // Istio configuration: validated, versioned, persisted, watched by every data plane.
     const meshConfig = new MeshConfigService({ registry, dataDir: ctx.dataDir, log: ctx.log, settings: ctx.config });
     ctx.onClose(() => meshConfig.close());
-    meshConfigRoutes(ctx.app, meshConfig, { instances: () => registry.catalog.all().map((s) => ({ id: s.id, service: s.name })) });
+    meshConfigRoutes(ctx.app, meshConfig, { instances: () => registry.catalog.all() });
     meshConfig.start();
     caRoutes(ctx.app, ca as CertificateAuthority);
     // Spans from every process (OTLP/HTTP), queried by the console and GET /api/traces.

@@ -70,7 +70,7 @@ async function serve(opts: { dataDir?: string | null; dir?: string; knownHosts?:
     settings: { meshConfigDir: opts.dir ?? '', meshKnownHosts: opts.knownHosts ?? '' },
   });
   const { app } = buildApp({ log, servedBy: 'control-plane@v1#test', bodyLimitBytes: 1_048_576 });
-  meshConfigRoutes(app, svc, { instances: () => registry.catalog.all().map((s) => ({ id: s.id, service: s.name })) });
+  meshConfigRoutes(app, svc, { instances: () => registry.catalog.all() });
   svc.start();
   await app.listen({ host: '127.0.0.1', port: 0 });
   const port = (app.server.address() as { port: number }).port;
@@ -191,9 +191,26 @@ describe('routes', () => {
     assert.deepEqual(bad.body.errors.map((e: { path: string }) => e.path).sort(), ['/body/extra', '/body/version']);
     const status = await req(`${h.url}/api/config/status`);
     assert.deepEqual(status.body.instances, [
-      { instanceId: 'recommendation-1', service: 'recommendation', version: v, current: true, ackedAt: status.body.instances[0].ackedAt },
-      { instanceId: 'payment-1', service: 'payment', version: null, current: false, ackedAt: null },
+      { instanceId: 'recommendation-1', service: 'recommendation', version: v, current: true, tracingSampling: null, ackedAt: status.body.instances[0].ackedAt },
+      { instanceId: 'payment-1', service: 'payment', version: null, current: false, tracingSampling: null, ackedAt: null },
     ]);
+  });
+
+  test('status names the Telemetry resource that sets each instance’s trace sampling', async () => {
+    const tel = `apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: payment-sampling}
+spec:
+  selector: {matchLabels: {app: payment}}
+  tracing:
+  - randomSamplingPercentage: 5
+`;
+    assert.equal((await req(`${h.url}/api/config`, { method: 'POST', headers: { 'content-type': 'application/yaml' }, body: tel })).status, 200);
+    const status = await req(`${h.url}/api/config/status`);
+    const of = (id: string) => status.body.instances.find((i: { instanceId: string }) => i.instanceId === id)?.tracingSampling;
+    assert.deepEqual(of('payment-1'), { percentage: 5, telemetry: 'payment-sampling' });
+    assert.equal(of('recommendation-1'), null, 'not selected: its own OTEL_TRACES_SAMPLER');
+    assert.equal((await req(`${h.url}/api/config/telemetry/payment-sampling`, { method: 'DELETE' })).status, 200);
   });
 
   test('DELETE accepts kind aliases; unknown kinds are 400', async () => {

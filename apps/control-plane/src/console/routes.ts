@@ -13,7 +13,7 @@
 import { Agent, HttpError, type Logger, request } from '@concord/platform';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { MeshConfigService } from '../mesh-config/service.js';
-import { Catalog } from '../registry/catalog.js';
+import { Catalog, versionOf } from '../registry/catalog.js';
 import type { Registry } from '../registry/registry.js';
 import type { TraceStore } from '../traces/store.js';
 import type { MetricsScraper } from './metrics-scraper.js';
@@ -50,7 +50,7 @@ export function instancesOf(registry: Registry): InstanceInfo[] {
       return {
         id: s.id,
         service: s.name,
-        version: s.meta.version ?? s.tags[0] ?? '',
+        version: versionOf(s),
         address: s.address,
         port: s.port,
         status: Catalog.aggregate(s.checks) as Health,

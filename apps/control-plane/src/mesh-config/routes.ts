@@ -11,10 +11,11 @@
  * - `GET /api/config/watch?version=N&wait=30s` → `{version, config}` (long poll)
  * - `PUT /api/config/ack` `{instanceId, version, error?}` → 204
  */
-import { parseDuration } from '@concord/core';
+import { mesh, parseDuration } from '@concord/core';
 import { HttpError, badRequest } from '@concord/platform';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { MAX_STREAM_BYTES } from './parse.js';
+import { type ServiceSpec, versionOf } from '../registry/catalog.js';
 import type { MeshConfigService } from './service.js';
 import { kindOf } from './validate.js';
 
@@ -52,7 +53,10 @@ function yamlOf(req: FastifyRequest): string {
   throw badRequest([{ path: '/body', message: 'send a YAML stream (Content-Type: application/yaml) or {"yaml": "..."}' }]);
 }
 
-export function meshConfigRoutes(app: FastifyInstance, svc: MeshConfigService, opts: { instances: () => Array<{ id: string; service: string }> }): void {
+/** A registered instance as the registry's catalog holds it. */
+type Registered = Pick<ServiceSpec, 'id' | 'name' | 'tags' | 'meta'>;
+
+export function meshConfigRoutes(app: FastifyInstance, svc: MeshConfigService, opts: { instances: () => Registered[] }): void {
   const store = svc.store;
 
   app.get('/api/config', async () => ({
@@ -63,8 +67,16 @@ export function meshConfigRoutes(app: FastifyInstance, svc: MeshConfigService, o
   }));
 
   app.get('/api/config/status', async () => {
-    const registered = opts.instances();
-    const serviceOf = new Map(registered.map((i) => [i.id, i.service]));
+    const registered = opts.instances().map((s) => ({ id: s.id, service: s.name, version: versionOf(s) }));
+    const byId = new Map(registered.map((i) => [i.id, i]));
+    // The trace sampling a Telemetry resource sets for an instance (null: its OTEL_TRACES_SAMPLER);
+    // the instance runs it once `current` is true.
+    const sampling = (id: string) => {
+      const i = byId.get(id);
+      if (!i) return null;
+      const d = mesh.tracingSampling(store.config.telemetries, { app: i.service, version: i.version });
+      return d.percentage === null ? null : { percentage: d.percentage, telemetry: d.policy };
+    };
     const acked = store.ackList();
     const ackedIds = new Set(acked.map((a) => a.instanceId));
     return {
@@ -73,16 +85,17 @@ export function meshConfigRoutes(app: FastifyInstance, svc: MeshConfigService, o
       instances: [
         ...acked.map((a) => ({
           instanceId: a.instanceId,
-          service: serviceOf.get(a.instanceId) ?? null,
+          service: byId.get(a.instanceId)?.service ?? null,
           version: a.version,
           current: a.version === store.version && !a.error,
+          tracingSampling: sampling(a.instanceId),
           ...(a.error ? { error: a.error } : {}),
           ackedAt: a.ackedAt,
         })),
         // Registered instances that never acknowledged a configuration (the control plane has no data plane).
         ...registered
           .filter((i) => !ackedIds.has(i.id) && i.service !== 'control-plane')
-          .map((i) => ({ instanceId: i.id, service: i.service, version: null, current: false, ackedAt: null })),
+          .map((i) => ({ instanceId: i.id, service: i.service, version: null, current: false, tracingSampling: sampling(i.id), ackedAt: null })),
       ],
     };
   });

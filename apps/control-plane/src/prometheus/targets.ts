@@ -4,7 +4,7 @@
  * plaintext scrapes unless their PeerAuthentication is STRICT (then scrape with TLS and a
  * workload certificate, or through Istio-style metrics merging — not provided).
  */
-import { Catalog } from '../registry/catalog.js';
+import { Catalog, versionOf } from '../registry/catalog.js';
 import type { Registry } from '../registry/registry.js';
 
 export interface SdTargetGroup {
@@ -24,7 +24,7 @@ export function prometheusTargets(catalog: Catalog): SdTargetGroup[] {
         job: 'concord',
         service: s.name,
         instance_id: s.id,
-        version: s.meta.version ?? s.tags[0] ?? '',
+        version: versionOf(s),
         health: Catalog.aggregate(s.checks),
       },
     }));

@@ -22,8 +22,8 @@ interface InstanceStatus {
   current: boolean;
   error?: string;
   ackedAt: string;
-  /** The sampling a Telemetry resource sets for the instance; null or absent: its OTEL_TRACES_SAMPLER. */
-  tracingSampling?: { percentage: number; telemetry: string } | null;
+  /** The instance's tracing as it reported it (null or absent: it did not say). */
+  tracing?: { enabled: boolean; sampling: { percentage: number; telemetry: string } | null } | null;
 }
 
 export interface ConfigStatus {
@@ -47,6 +47,13 @@ function table(rows: string[][]): string[] {
 function clip(s: string): string {
   const one = s.replace(/\s+/g, ' ');
   return one.length > MAX_REASON ? `${one.slice(0, MAX_REASON - 1)}…` : one;
+}
+
+/** "5 % (telemetry name)", "environment" (OTEL_TRACES_SAMPLER decides), "off", or "-" when not reported. */
+function tracingOf(i: InstanceStatus): string {
+  if (!i.tracing) return '-';
+  if (!i.tracing.enabled) return 'off';
+  return i.tracing.sampling ? `${i.tracing.sampling.percentage} % (${i.tracing.sampling.telemetry})` : 'environment';
 }
 
 export function renderConfigStatus(s: ConfigStatus): string {
@@ -78,7 +85,7 @@ export function renderConfigStatus(s: ConfigStatus): string {
           i.service ?? '-',
           String(i.version),
           i.error ? 'refused' : i.current ? 'current' : 'behind',
-          i.tracingSampling ? `${i.tracingSampling.percentage} % (${i.tracingSampling.telemetry})` : 'environment',
+          tracingOf(i),
           i.ackedAt,
           i.error ? clip(i.error) : '',
         ]),

@@ -136,14 +136,15 @@ async function firstOf(url: string, headers: Record<string, string>): Promise<An
  * One gateway decides a whole burst at one instant (LoopClock), so exactly the limit passes
  * (±5 %). Two gateways decide it at two instants — each its own process, scheduled on its own —
  * and the shared bucket honestly refills in between at `limit` per second: `acrossProcesses`
- * allows that refill, bounded by how long the burst took as seen from the client.
+ * allows that refill for as long as the burst took as seen from the client, at most 10 % more
+ * (a limit that is not shared lets 100 % more through).
  */
 function assertBurst(answers: Answer[], limit: number, tookMs: number, what: string, acrossProcesses = false): string {
   const ok = answers.filter((a) => a.status === 200);
   const limited = answers.filter((a) => a.status === 429);
   const summary = `${what}: ${ok.length} accepted, ${limited.length} limited of ${answers.length} in ${tookMs.toFixed(0)} ms; statuses ${[...new Set(answers.map((a) => a.status))].join(',')}`;
   assert.equal(ok.length + limited.length, answers.length, summary);
-  const refill = acrossProcesses ? Math.ceil((limit * tookMs) / 1000) : 0;
+  const refill = acrossProcesses ? Math.min(Math.ceil((limit * tookMs) / 1000), Math.ceil(limit * 0.1)) : 0;
   assert.ok(ok.length >= Math.floor(limit * 0.95) && ok.length <= Math.ceil(limit * 1.05) + refill, `the limit ±5 % (+${refill} refilled while the burst was decided) is accepted — ${summary}`);
   for (const a of limited) {
     const retryAfter = Number(a.headers['retry-after']);
@@ -221,7 +222,7 @@ describe('one gateway, buckets in memory', () => {
 });
 
 describe('the Redis store', () => {
-  test('two gateway instances share one limit: a burst split across both lets the limit (±5 %) through', async (t) => {
+  test('two gateway instances share one limit: a burst split across both lets the limit through (±5 %, plus what the bucket refills while two processes decide, at most 10 %)', async (t) => {
     if (!redisUp) {
       t.skip(`no Redis reachable at ${REDIS.host}:${REDIS.port}; start one to run this test`);
       return;
@@ -251,6 +252,10 @@ describe('the Redis store', () => {
     const urls = Array.from({ length: 2 * LIMIT }, (_, i) => `${i % 2 === 0 ? a : b}/api/products/p-0002`);
     const { answers, tookMs } = await burst(urls, {});
     t.diagnostic(assertBurst(answers, LIMIT, tookMs, 'per IP shared by two gateways', true));
+    for (const k of [0, 1]) {
+      const mine = answers.filter((_, i) => i % 2 === k);
+      assert.ok(mine.some((x) => x.status === 200) && mine.some((x) => x.status === 429), `gateway ${k === 0 ? 'a' : 'b'} accepted and refused`);
+    }
   });
 
   test('a gateway whose Redis is unreachable still starts, answers and limits with its own buckets', async (t) => {

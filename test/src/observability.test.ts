@@ -253,22 +253,27 @@ spec:
 `,
         WORKLOADS,
       );
-      // The configuration status says which resource sets each instance's sampling.
-      const st = await http<{ instances: Array<{ instanceId: string; tracingSampling: unknown }> }>(`${sys.controlUrl}/api/config/status`);
-      const samplingOf = (id: string) => st.body.instances.find((i) => i.instanceId === id)?.tracingSampling;
+      // The configuration status shows the sampling each instance reported running.
+      const st = await http<{ instances: Array<{ instanceId: string; tracing: { sampling: unknown } | null }> }>(`${sys.controlUrl}/api/config/status`);
+      const samplingOf = (id: string) => st.body.instances.find((i) => i.instanceId === id)?.tracing?.sampling;
       assert.deepEqual(samplingOf('gateway-1'), { percentage: 100, telemetry: 'gateway-all' });
       assert.deepEqual(samplingOf('order-1'), { percentage: 0, telemetry: 'mesh-default' });
       const on = await placeOrder(gw, u.auth, [{ productId: 'p-0001', quantity: 1 }]);
       assert.equal(flagsOf(on.headers.get('traceparent')), '01');
       await traceWith(traceIdOf(on.headers.get('traceparent')) as string, ['gateway', 'order', 'inventory', 'payment', 'points']);
+      // Every service has now exported spans that ended after the unsampled order's; each exports
+      // in order, so had any of them (this system runs OTEL_TRACES_SAMPLER=always_on, which ignores
+      // the caller) not taken the 0 %, the unsampled order's spans would be stored by now.
+      const offTrace = traceIdOf(off.headers.get('traceparent')) as string;
+      assert.equal((await http(`${sys.controlUrl}/api/traces/${offTrace}`)).status, 404, 'no service recorded the unsampled order');
     } finally {
       await deleteResource(sys, 'Telemetry', 'gateway-all');
       await deleteResource(sys, 'Telemetry', 'mesh-default');
     }
     const status = await http<{ version: number }>(`${sys.controlUrl}/api/config`);
     await waitAcked(sys, WORKLOADS, status.body.version);
-    const after = await http<{ instances: Array<{ instanceId: string; tracingSampling: unknown }> }>(`${sys.controlUrl}/api/config/status`);
-    assert.equal(after.body.instances.find((i) => i.instanceId === 'gateway-1')?.tracingSampling, null, 'back to the environment');
+    const restored = await http<{ instances: Array<{ instanceId: string; tracing: unknown }> }>(`${sys.controlUrl}/api/config/status`);
+    assert.deepEqual(restored.body.instances.find((i) => i.instanceId === 'gateway-1')?.tracing, { enabled: true, sampling: null }, 'back to the environment');
     const back = await placeOrder(gw, u.auth, [{ productId: 'p-0001', quantity: 1 }]);
     assert.equal(flagsOf(back.headers.get('traceparent')), '01', 'always_on from the environment again');
   });

@@ -191,26 +191,31 @@ describe('routes', () => {
     assert.deepEqual(bad.body.errors.map((e: { path: string }) => e.path).sort(), ['/body/extra', '/body/version']);
     const status = await req(`${h.url}/api/config/status`);
     assert.deepEqual(status.body.instances, [
-      { instanceId: 'recommendation-1', service: 'recommendation', version: v, current: true, tracingSampling: null, ackedAt: status.body.instances[0].ackedAt },
-      { instanceId: 'payment-1', service: 'payment', version: null, current: false, tracingSampling: null, ackedAt: null },
+      { instanceId: 'recommendation-1', service: 'recommendation', version: v, current: true, tracing: null, ackedAt: status.body.instances[0].ackedAt },
+      { instanceId: 'payment-1', service: 'payment', version: null, current: false, tracing: null, ackedAt: null },
     ]);
   });
 
-  test('status names the Telemetry resource that sets each instance’s trace sampling', async () => {
-    const tel = `apiVersion: telemetry.istio.io/v1
-kind: Telemetry
-metadata: {name: payment-sampling}
-spec:
-  selector: {matchLabels: {app: payment}}
-  tracing:
-  - randomSamplingPercentage: 5
-`;
-    assert.equal((await req(`${h.url}/api/config`, { method: 'POST', headers: { 'content-type': 'application/yaml' }, body: tel })).status, 200);
+  test('status shows the tracing each data plane reported with its acknowledgement; a malformed report is a 400 naming the field', async () => {
+    const put = (body: unknown) => req(`${h.url}/api/config/ack`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const v = h.svc.store.version;
+    const tracing = { enabled: true, sampling: { percentage: 5, telemetry: 'payment-sampling' } };
+    assert.equal((await put({ instanceId: 'payment-1', version: v, tracing })).status, 204);
+    assert.equal((await put({ instanceId: 'recommendation-1', version: v, tracing: { enabled: false, sampling: null } })).status, 204);
     const status = await req(`${h.url}/api/config/status`);
-    const of = (id: string) => status.body.instances.find((i: { instanceId: string }) => i.instanceId === id)?.tracingSampling;
-    assert.deepEqual(of('payment-1'), { percentage: 5, telemetry: 'payment-sampling' });
-    assert.equal(of('recommendation-1'), null, 'not selected: its own OTEL_TRACES_SAMPLER');
-    assert.equal((await req(`${h.url}/api/config/telemetry/payment-sampling`, { method: 'DELETE' })).status, 200);
+    const of = (id: string) => status.body.instances.find((i: { instanceId: string }) => i.instanceId === id)?.tracing;
+    assert.deepEqual(of('payment-1'), tracing);
+    assert.deepEqual(of('recommendation-1'), { enabled: false, sampling: null });
+    const bad = await put({ instanceId: 'payment-1', version: v, tracing: { enabled: 'yes', sampling: { percentage: 101, telemetry: '', extra: 1 } } });
+    assert.equal(bad.status, 400);
+    assert.deepEqual(bad.body.errors.map((e: { path: string }) => e.path).sort(), [
+      '/body/tracing/enabled',
+      '/body/tracing/sampling/extra',
+      '/body/tracing/sampling/percentage',
+      '/body/tracing/sampling/telemetry',
+    ]);
+    assert.equal((await put({ instanceId: 'payment-1', version: v, tracing: [] })).status, 400);
+    assert.deepEqual(of('payment-1'), tracing, 'a refused report changes nothing');
   });
 
   test('DELETE accepts kind aliases; unknown kinds are 400', async () => {

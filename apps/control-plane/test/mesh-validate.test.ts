@@ -839,6 +839,7 @@ const INVALID: Array<[string, (d: Docs) => unknown[] | undefined, string[]]> = [
     ['Telemetry/order-tracing: spec.selector.matchLabels[app]'],
   ],
   ['a Telemetry in another namespace', (d) => void (d.tel.metadata.namespace = 'prod'), ['Telemetry/order-tracing: metadata.namespace']],
+  ['a workload selector in istio-system', (d) => void (d.tel.metadata.namespace = 'istio-system'), ['Telemetry/order-tracing: spec.selector']],
   ['two Telemetry resources for one selector', (d) => [d.tel, { ...d.tel, metadata: { name: 'order-2' } }], ['Telemetry/order-2: spec.selector']],
   [
     'two mesh-wide Telemetry resources',

@@ -135,7 +135,7 @@ test('a Telemetry sampling percentage replaces the environment’s sampler while
   assert.equal(recordedRoots(50), 50, 'always_on from the environment');
 
   t.useSampling({ percentage: 0, policy: 'mesh-default' });
-  assert.deepEqual(t.samplingPolicy, { name: 'mesh-default', percentage: 0 });
+  assert.deepEqual(t.tracingReport(), { enabled: true, sampling: { percentage: 0, telemetry: 'mesh-default' } });
   assert.equal(recordedRoots(50), 0, '0 %: no new trace is recorded');
   // The decision follows the parent: a trace sampled upstream stays whole.
   const sampledParent = trace.setSpanContext(ROOT_CONTEXT, { traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), traceFlags: 1, isRemote: true });
@@ -148,13 +148,13 @@ test('a Telemetry sampling percentage replaces the environment’s sampler while
   assert.equal(t.start('child', unsampledParent, SpanKind.SERVER).span.isRecording(), false, 'an unsampled parent is followed');
 
   t.useSampling({ percentage: null });
-  assert.equal(t.samplingPolicy, null);
+  assert.deepEqual(t.tracingReport(), { enabled: true, sampling: null });
   assert.equal(recordedRoots(50), 50, 'back to always_on');
 });
 
 test('with tracing off a Telemetry sampling percentage records nothing', () => {
   const t = telemetry(false);
   t.useSampling({ percentage: 100, policy: 'all' });
-  assert.equal(t.samplingPolicy, null);
+  assert.deepEqual(t.tracingReport(), { enabled: false, sampling: null });
   assert.equal(t.start('root', ROOT_CONTEXT, SpanKind.SERVER).span.isRecording(), false);
 });

@@ -10,10 +10,11 @@
  * - `GET|POST /api/console/gateway/<path>` → the gateway's `/api/<path>` with the caller's
  *   `Authorization`, for the whitelisted admin routes only (sagas, orders summary, breakers)
  */
+import { mesh } from '@concord/core';
 import { Agent, HttpError, type Logger, request } from '@concord/platform';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { MeshConfigService } from '../mesh-config/service.js';
-import { Catalog, versionOf } from '../registry/catalog.js';
+import { Catalog } from '../registry/catalog.js';
 import type { Registry } from '../registry/registry.js';
 import type { TraceStore } from '../traces/store.js';
 import type { MetricsScraper } from './metrics-scraper.js';
@@ -50,7 +51,7 @@ export function instancesOf(registry: Registry): InstanceInfo[] {
       return {
         id: s.id,
         service: s.name,
-        version: versionOf(s),
+        version: mesh.instanceVersion(s),
         address: s.address,
         port: s.port,
         status: Catalog.aggregate(s.checks) as Health,

@@ -9,13 +9,13 @@
  *   the configuration depends on it
  * - `GET /api/config/status` → `{version, resources: [...], instances: [...]}`
  * - `GET /api/config/watch?version=N&wait=30s` → `{version, config}` (long poll)
- * - `PUT /api/config/ack` `{instanceId, version, error?}` → 204
+ * - `PUT /api/config/ack` `{instanceId, version, error?, tracing?: {enabled, sampling}}` → 204
  */
-import { mesh, parseDuration } from '@concord/core';
+import { type mesh, parseDuration } from '@concord/core';
 import { HttpError, badRequest } from '@concord/platform';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { MAX_STREAM_BYTES } from './parse.js';
-import { type ServiceSpec, versionOf } from '../registry/catalog.js';
+import type { ServiceSpec } from '../registry/catalog.js';
 import type { MeshConfigService } from './service.js';
 import { kindOf } from './validate.js';
 
@@ -54,7 +54,7 @@ function yamlOf(req: FastifyRequest): string {
 }
 
 /** A registered instance as the registry's catalog holds it. */
-type Registered = Pick<ServiceSpec, 'id' | 'name' | 'tags' | 'meta'>;
+type Registered = Pick<ServiceSpec, 'id' | 'name'>;
 
 export function meshConfigRoutes(app: FastifyInstance, svc: MeshConfigService, opts: { instances: () => Registered[] }): void {
   const store = svc.store;
@@ -67,16 +67,8 @@ export function meshConfigRoutes(app: FastifyInstance, svc: MeshConfigService, o
   }));
 
   app.get('/api/config/status', async () => {
-    const registered = opts.instances().map((s) => ({ id: s.id, service: s.name, version: versionOf(s) }));
-    const byId = new Map(registered.map((i) => [i.id, i]));
-    // The trace sampling a Telemetry resource sets for an instance (null: its OTEL_TRACES_SAMPLER);
-    // the instance runs it once `current` is true.
-    const sampling = (id: string) => {
-      const i = byId.get(id);
-      if (!i) return null;
-      const d = mesh.tracingSampling(store.config.telemetries, { app: i.service, version: i.version });
-      return d.percentage === null ? null : { percentage: d.percentage, telemetry: d.policy };
-    };
+    const registered = opts.instances();
+    const serviceOf = new Map(registered.map((i) => [i.id, i.name]));
     const acked = store.ackList();
     const ackedIds = new Set(acked.map((a) => a.instanceId));
     return {
@@ -85,17 +77,18 @@ export function meshConfigRoutes(app: FastifyInstance, svc: MeshConfigService, o
       instances: [
         ...acked.map((a) => ({
           instanceId: a.instanceId,
-          service: byId.get(a.instanceId)?.service ?? null,
+          service: serviceOf.get(a.instanceId) ?? null,
           version: a.version,
           current: a.version === store.version && !a.error,
-          tracingSampling: sampling(a.instanceId),
+          // As the instance reported it with its acknowledgement (null: it did not say).
+          tracing: a.tracing ?? null,
           ...(a.error ? { error: a.error } : {}),
           ackedAt: a.ackedAt,
         })),
         // Registered instances that never acknowledged a configuration (the control plane has no data plane).
         ...registered
-          .filter((i) => !ackedIds.has(i.id) && i.service !== 'control-plane')
-          .map((i) => ({ instanceId: i.id, service: i.service, version: null, current: false, tracingSampling: sampling(i.id), ackedAt: null })),
+          .filter((i) => !ackedIds.has(i.id) && i.name !== 'control-plane')
+          .map((i) => ({ instanceId: i.id, service: i.name, version: null, current: false, tracing: null, ackedAt: null })),
       ],
     };
   });
@@ -128,7 +121,7 @@ export function meshConfigRoutes(app: FastifyInstance, svc: MeshConfigService, o
     const kind = kindOf(req.params.kind);
     if (!kind)
       throw badRequest([
-        { path: '/params/kind', message: 'must be VirtualService, DestinationRule, PeerAuthentication or AuthorizationPolicy (or vs, dr, pa, ap)' },
+        { path: '/params/kind', message: 'must be VirtualService, DestinationRule, PeerAuthentication, AuthorizationPolicy or Telemetry (or vs, dr, pa, ap, telemetry)' },
       ]);
     const r = svc.remove(kind, req.params.name);
     if (!r.ok) {
@@ -162,9 +155,9 @@ export function meshConfigRoutes(app: FastifyInstance, svc: MeshConfigService, o
 
   app.put('/api/config/ack', async (req, reply) => {
     const b = req.body as Record<string, unknown> | null;
-    if (typeof b !== 'object' || b === null || Array.isArray(b)) throw badRequest([{ path: '/body', message: 'must be {instanceId, version, error?}' }]);
+    if (typeof b !== 'object' || b === null || Array.isArray(b)) throw badRequest([{ path: '/body', message: 'must be {instanceId, version, error?, tracing?}' }]);
     const errors = Object.keys(b)
-      .filter((k) => !['instanceId', 'version', 'error'].includes(k))
+      .filter((k) => !['instanceId', 'version', 'error', 'tracing'].includes(k))
       .map((k) => ({ path: `/body/${k}`, message: 'is not a known field' }));
     if (typeof b.instanceId !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(b.instanceId))
       errors.push({ path: '/body/instanceId', message: 'must be 1 to 64 letters, digits, ".", "_" or "-"' });
@@ -172,9 +165,31 @@ export function meshConfigRoutes(app: FastifyInstance, svc: MeshConfigService, o
       errors.push({ path: '/body/version', message: 'must be a non-negative integer' });
     if (b.error !== undefined && (typeof b.error !== 'string' || b.error.length > 4096))
       errors.push({ path: '/body/error', message: 'must be a string of at most 4096 characters' });
+    if (b.tracing !== undefined) errors.push(...tracingReportErrors(b.tracing));
     if (errors.length > 0) throw badRequest(errors);
-    svc.ack(b.instanceId as string, b.version as number, b.error as string | undefined);
+    svc.ack(b.instanceId as string, b.version as number, b.error as string | undefined, b.tracing as mesh.TracingReport | undefined);
     reply.code(204);
     return '';
   });
+}
+
+const isPlain = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** `tracing` of an acknowledgement: `{enabled: boolean, sampling: null | {percentage: 0–100, telemetry: name}}`. */
+function tracingReportErrors(t: unknown): Array<{ path: string; message: string }> {
+  const at = '/body/tracing';
+  if (!isPlain(t)) return [{ path: at, message: 'must be {enabled, sampling}' }];
+  const errors = Object.keys(t)
+    .filter((k) => k !== 'enabled' && k !== 'sampling')
+    .map((k) => ({ path: `${at}/${k}`, message: 'is not a known field' }));
+  if (typeof t.enabled !== 'boolean') errors.push({ path: `${at}/enabled`, message: 'must be true or false' });
+  const s = t.sampling;
+  if (s === null) return errors;
+  if (!isPlain(s)) return [...errors, { path: `${at}/sampling`, message: 'must be null or {percentage, telemetry}' }];
+  for (const k of Object.keys(s)) if (k !== 'percentage' && k !== 'telemetry') errors.push({ path: `${at}/sampling/${k}`, message: 'is not a known field' });
+  if (typeof s.percentage !== 'number' || !Number.isFinite(s.percentage) || s.percentage < 0 || s.percentage > 100)
+    errors.push({ path: `${at}/sampling/percentage`, message: 'must be a number from 0 to 100' });
+  if (typeof s.telemetry !== 'string' || s.telemetry.length === 0 || s.telemetry.length > 253)
+    errors.push({ path: `${at}/sampling/telemetry`, message: 'must be a resource name of 1 to 253 characters' });
+  return errors;
 }

@@ -5,6 +5,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
+import type { mesh } from '@concord/core';
 import { type ConfigOf, type Logger, stringVar } from '@concord/platform';
 import type { Registry } from '../registry/registry.js';
 import { ConfigDirWatcher, readConfigDir } from './config-dir.js';
@@ -162,8 +163,8 @@ export class MeshConfigService {
   }
 
   /** Records which version a data plane runs. Acks are soft state: their writes are coalesced. */
-  ack(instanceId: string, version: number, error: string | undefined): void {
-    this.store.ack(instanceId, version, error, this.now());
+  ack(instanceId: string, version: number, error: string | undefined, tracing?: mesh.TracingReport): void {
+    this.store.ack(instanceId, version, error, this.now(), tracing);
     if (!this.file || this.ackTimer) return;
     this.ackTimer = setTimeout(() => {
       this.ackTimer = null;

@@ -59,6 +59,8 @@ export interface Ack {
   instanceId: string;
   version: number;
   error?: string;
+  /** The data plane's tracing as it reported it with this acknowledgement. */
+  tracing?: mesh.TracingReport;
   ackedAt: string;
 }
 
@@ -382,9 +384,9 @@ export class MeshConfigStore {
     return { ok: true, version: this.ver };
   }
 
-  ack(instanceId: string, version: number, error: string | undefined, nowMs: number): void {
+  ack(instanceId: string, version: number, error: string | undefined, nowMs: number, tracing?: mesh.TracingReport): void {
     this.acks.delete(instanceId);
-    this.acks.set(instanceId, { instanceId, version, ...(error ? { error } : {}), ackedAt: iso(nowMs) });
+    this.acks.set(instanceId, { instanceId, version, ...(error ? { error } : {}), ...(tracing ? { tracing } : {}), ackedAt: iso(nowMs) });
     // Bounded: the least recently acknowledging instance goes first (Map keeps insertion order).
     while (this.acks.size > MAX_ACKS) this.acks.delete(this.acks.keys().next().value as string);
   }

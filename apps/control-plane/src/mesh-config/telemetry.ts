@@ -1,7 +1,7 @@
 /**
  * telemetry.istio.io Telemetry → Concord's normalised form: the tracing part, with Istio's
- * validation (istio/istio pkg/config/validation: ValidateTelemetry — one tracing entry per
- * provider set, randomSamplingPercentage in [0, 100]). Pure.
+ * validation (randomSamplingPercentage in [0, 100]) and one rule of Concord's own: one tracing
+ * entry (Istio only warns about several). Pure.
  *
  * Concord has one trace provider (the control plane's store, or the collector named by
  * OTEL_EXPORTER_OTLP_ENDPOINT) and exports Istio's standard metrics and logs as they are, so of

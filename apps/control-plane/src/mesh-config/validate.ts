@@ -182,6 +182,11 @@ export function validateDocument(doc: unknown, label: string): { parsed: Parsed 
       break;
     }
     case 'Telemetry': {
+      // Istio applies a selector in the root namespace to that namespace's own workloads only,
+      // never to applications; a copied resource would silently mean something else here.
+      if (isObj(md) && md.namespace === ROOT_NAMESPACE && spec.selector !== undefined) {
+        c.error(['spec', 'selector'], `a Telemetry in ${ROOT_NAMESPACE} selects only ${ROOT_NAMESPACE}'s own workloads in Istio; put a workload's Telemetry in "default" (or leave the namespace out)`);
+      }
       const r = telemetry(c, spec, at);
       if (r) parsed = { kind, value: { name, ...r.value }, apps: r.apps };
       break;
@@ -271,44 +276,29 @@ export function validateSet(candidates: readonly Candidate[], opts: SetOptions):
     }
   }
 
-  // PeerAuthentication: Istio picks the oldest of several mesh-wide ones, or of several for the
-  // same workload; Concord refuses a second one with the same selector.
-  const paBySelector = new Map<string, string>();
+  // PeerAuthentication and Telemetry: Istio allows one mesh-wide resource and one selecting any
+  // given workload, and silently picks the oldest of several; Concord refuses a second one with
+  // the same selector, naming the first. (Istio layers a namespace's selector-less resource over
+  // the root namespace's; with one namespace those are the same scope here.)
+  const firstBySelector = new Map<string, string>();
+  const oneBySelector = (cand: Candidate, kind: Kind, selector: Record<string, string> | undefined) => {
+    const sel = `${kind}:${selector ? JSON.stringify(Object.entries(selector).sort()) : ''}`;
+    const prev = firstBySelector.get(sel);
+    if (!prev) firstBySelector.set(sel, cand.key);
+    else {
+      const scope = selector ? 'the same workloads' : `the whole mesh (no selector${kind === 'Telemetry' ? '; Concord has one namespace, so istio-system and default are one scope' : ''})`;
+      err(cand.key, selector ? ['spec', 'selector'] : ['spec'], `${prev} already applies to ${scope}; Concord allows one`);
+    }
+  };
   const pas: Array<{ name: string; draft: PeerAuthDraft }> = [];
   for (const { cand, p, valid } of parsed) {
-    if (p.kind === 'PeerAuthentication') {
-      for (const a of p.apps) known(cand, a.service, a.at);
-      const sel = p.value.selector ? JSON.stringify(Object.entries(p.value.selector).sort()) : '';
-      const prev = paBySelector.get(sel);
-      if (prev) {
-        err(
-          cand.key,
-          p.value.selector ? ['spec', 'selector'] : ['spec'],
-          `${prev} already applies to ${p.value.selector ? 'the same workloads' : 'the whole mesh (no selector)'}; Concord allows one`,
-        );
-      } else paBySelector.set(sel, cand.key);
-      if (valid) pas.push({ name: p.name, draft: p.value });
-    } else if (p.kind === 'AuthorizationPolicy') {
+    if (p.kind === 'PeerAuthentication' || p.kind === 'Telemetry' || p.kind === 'AuthorizationPolicy') {
       for (const a of p.apps) known(cand, a.service, a.at);
     }
-  }
-
-  // Telemetry: Istio allows one selector-less resource per namespace and one resource selecting
-  // any given workload (and picks one silently otherwise); Concord refuses a second with the
-  // same selector.
-  const telBySelector = new Map<string, string>();
-  for (const { cand, p } of parsed) {
-    if (p.kind !== 'Telemetry') continue;
-    for (const a of p.apps) known(cand, a.service, a.at);
-    const sel = p.value.selector ? JSON.stringify(Object.entries(p.value.selector).sort()) : '';
-    const prev = telBySelector.get(sel);
-    if (prev) {
-      err(
-        cand.key,
-        p.value.selector ? ['spec', 'selector'] : ['spec'],
-        `${prev} already applies to ${p.value.selector ? 'the same workloads' : 'the whole mesh (no selector)'}; Concord allows one`,
-      );
-    } else telBySelector.set(sel, cand.key);
+    if (p.kind === 'PeerAuthentication') {
+      oneBySelector(cand, p.kind, p.value.selector);
+      if (valid) pas.push({ name: p.name, draft: p.value });
+    } else if (p.kind === 'Telemetry') oneBySelector(cand, p.kind, p.value.selector);
   }
   // UNSET inherits from the parent: for a workload policy the mesh-wide one, for the mesh-wide
   // one Istio's default, PERMISSIVE. Concord has one namespace, so namespace and mesh coincide.

@@ -4,7 +4,8 @@
  * plaintext scrapes unless their PeerAuthentication is STRICT (then scrape with TLS and a
  * workload certificate, or through Istio-style metrics merging — not provided).
  */
-import { Catalog, versionOf } from '../registry/catalog.js';
+import { mesh } from '@concord/core';
+import { Catalog } from '../registry/catalog.js';
 import type { Registry } from '../registry/registry.js';
 
 export interface SdTargetGroup {
@@ -24,7 +25,7 @@ export function prometheusTargets(catalog: Catalog): SdTargetGroup[] {
         job: 'concord',
         service: s.name,
         instance_id: s.id,
-        version: versionOf(s),
+        version: mesh.instanceVersion(s),
         health: Catalog.aggregate(s.checks),
       },
     }));

@@ -47,11 +47,6 @@ export interface ServiceSpec {
   checks: CheckSpec[];
 }
 
-/** An instance's version: its `version` metadata, else its first tag (Consul's convention). */
-export function versionOf(s: Pick<ServiceSpec, 'meta' | 'tags'>): string {
-  return s.meta.version ?? s.tags[0] ?? '';
-}
-
 export interface ServiceState extends Omit<ServiceSpec, 'checks'> {
   checks: CheckState[];
   createIndex: number;

@@ -1,10 +1,10 @@
 /**
  * The Consul HTTP API subset (see API.md) over the registry, with Consul's response shapes.
  */
-import { parseDuration } from '@concord/core';
+import { mesh, parseDuration } from '@concord/core';
 import { HttpError, badRequest } from '@concord/platform';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { Catalog, NODE_NAME, type CheckState, type ServiceState, versionOf } from './catalog.js';
+import { Catalog, NODE_NAME, type CheckState, type ServiceState } from './catalog.js';
 import type { Registry } from './registry.js';
 import { parseRegistration } from './validate.js';
 
@@ -207,7 +207,7 @@ export function registryRoutes(app: FastifyInstance, registry: Registry): void {
     items: cat.all().map((s) => ({
       id: s.id,
       service: s.name,
-      version: versionOf(s),
+      version: mesh.instanceVersion(s),
       address: s.address,
       port: s.port,
       status: Catalog.aggregate(s.checks),

@@ -33,7 +33,7 @@
  * the oldest (then by name); Concord's config has no creation time, so the first by name wins.
  * No applicable policy: PERMISSIVE (Istio's default). Port-level modes are not supported.
  */
-import { matchesSelector } from './labels.js';
+import { governing, matchesSelector } from './labels.js';
 import { pathOf } from './request.js';
 import type { AuthorizationPolicy, AuthorizationRule, MtlsMode, PeerAuthentication } from './types.js';
 
@@ -96,11 +96,7 @@ export function peerAuthenticationMode(
   policies: readonly PeerAuthentication[],
   workloadLabels: Readonly<Record<string, string>>,
 ): { mode: MtlsMode; policy?: string } {
-  const hasSelector = (p: PeerAuthentication) => p.selector !== undefined && Object.keys(p.selector).length > 0;
-  const byName = (a: PeerAuthentication, b: PeerAuthentication) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-  const specific = policies.filter((p) => hasSelector(p) && matchesSelector(p.selector, workloadLabels)).sort(byName)[0];
-  if (specific) return { mode: specific.mode, policy: specific.name };
-  const wide = policies.filter((p) => !hasSelector(p)).sort(byName)[0];
-  if (wide) return { mode: wide.mode, policy: wide.name };
-  return { mode: 'PERMISSIVE' };
+  const { specific, meshWide } = governing(policies, workloadLabels);
+  const p = specific ?? meshWide;
+  return p ? { mode: p.mode, policy: p.name } : { mode: 'PERMISSIVE' };
 }

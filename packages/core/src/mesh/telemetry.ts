@@ -8,21 +8,18 @@
  * Istio's hierarchy: a resource whose `selector` matches the workload overrides the mesh-wide one
  * (no selector), field by field — a workload resource that leaves `randomSamplingPercentage`
  * out inherits the mesh-wide value. Validation allows one resource per selector; should several
- * still match (different selectors matching the same workload), the first by name wins, as for
- * PeerAuthentication. `null`: no resource says, the process's own sampler (OTEL_TRACES_SAMPLER)
+ * still match (different selectors matching the same workload), the first by name wins
+ * (`governing` in labels.ts, as for PeerAuthentication). `null`: no resource says, the process's own sampler (OTEL_TRACES_SAMPLER)
  * stays in force.
  */
-import { matchesSelector } from './labels.js';
+import { governing } from './labels.js';
 import type { Telemetry } from './types.js';
 
 export function tracingSampling(
   telemetries: readonly Telemetry[],
   workloadLabels: Readonly<Record<string, string>>,
 ): { percentage: number; policy: string } | { percentage: null } {
-  const byName = (a: Telemetry, b: Telemetry) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-  const selects = (t: Telemetry) => t.selector !== undefined && Object.keys(t.selector).length > 0;
-  const specific = telemetries.filter((t) => selects(t) && matchesSelector(t.selector, workloadLabels)).sort(byName)[0];
-  const wide = telemetries.filter((t) => !selects(t)).sort(byName)[0];
+  const { specific, meshWide: wide } = governing(telemetries, workloadLabels);
   for (const t of [specific, wide]) {
     if (t?.randomSamplingPercentage !== undefined) return { percentage: t.randomSamplingPercentage, policy: t.name };
   }

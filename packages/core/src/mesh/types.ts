@@ -1,6 +1,6 @@
 /**
  * The mesh configuration after validation: Istio's VirtualService, DestinationRule,
- * PeerAuthentication and AuthorizationPolicy, normalised (durations in ms, percentages as
+ * PeerAuthentication, AuthorizationPolicy and Telemetry (its tracing sampling), normalised (durations in ms, percentages as
  * numbers 0..100, hosts reduced to service names, retryOn as a list). The control plane
  * produces it from Istio YAML; every data plane consumes it. Pure data.
  */
@@ -168,6 +168,14 @@ export interface Telemetry {
   selector?: Record<string, string>;
   /** 0–100: the percentage of traces started at these workloads that are recorded. */
   randomSamplingPercentage?: number;
+}
+
+/** What a data plane reports about its tracing with each acknowledgement. */
+export interface TracingReport {
+  /** False with CONCORD_TRACING=false: nothing is recorded whatever the mesh says. */
+  enabled: boolean;
+  /** The Telemetry resource setting its sampling; null: its OTEL_TRACES_SAMPLER decides. */
+  sampling: { percentage: number; telemetry: string } | null;
 }
 
 export interface MeshConfig {

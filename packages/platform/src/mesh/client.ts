@@ -852,7 +852,7 @@ function lowerCased(headers: Record<string, string> | undefined): Record<string,
 
 /** Registry instances as labelled endpoints (`version` from the instance's metadata or first tag). */
 function endpointsOf(instances: readonly Instance[]): Endpoint[] {
-  return instances.map((i) => ({ id: i.id, labels: { ...i.meta, version: i.meta.version ?? i.tags[0] ?? '' }, instance: i }));
+  return instances.map((i) => ({ id: i.id, labels: { ...i.meta, version: mesh.instanceVersion(i) }, instance: i }));
 }
 
 function decode<T>(raw: Buffer, headers: Record<string, string | string[] | undefined>, asRaw?: boolean): T {

@@ -17,7 +17,8 @@ export class MeshConfigClient {
   private first: Promise<void>;
   private resolveFirst!: () => void;
 
-  constructor(private readonly opts: { controlUrl: string; instanceId: string; log: Logger }) {
+  /** `report`: what the data plane says of itself with each acknowledgement (its tracing). */
+  constructor(private readonly opts: { controlUrl: string; instanceId: string; log: Logger; report?: () => { tracing?: mesh.TracingReport } }) {
     this.first = new Promise((r) => {
       this.resolveFirst = r;
     });
@@ -85,7 +86,7 @@ export class MeshConfigClient {
         method: 'PUT',
         dispatcher: this.agent,
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ instanceId: this.opts.instanceId, version: next.version, ...(error ? { error } : {}) }),
+        body: JSON.stringify({ instanceId: this.opts.instanceId, version: next.version, ...(error ? { error } : {}), ...this.opts.report?.() }),
         signal: AbortSignal.timeout(3000),
       });
       await res.body.dump();

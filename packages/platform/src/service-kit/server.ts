@@ -443,7 +443,7 @@ export async function startService<S extends Schema>(def: ServiceDefinition<S>, 
     await identity.start();
     closers.push(() => identity?.close());
   }
-  meshConfig = registry ? new MeshConfigClient({ controlUrl, instanceId: kit.instanceId, log }) : null;
+  meshConfig = registry ? new MeshConfigClient({ controlUrl, instanceId: kit.instanceId, log, report: () => ({ tracing: telemetry.tracingReport() }) }) : null;
   const configClient = meshConfig;
   if (configClient) {
     // Telemetry resources set this workload's trace sampling as configurations arrive.

@@ -46,6 +46,7 @@ import {
   type SpanProcessor,
   TraceIdRatioBasedSampler,
 } from '@opentelemetry/sdk-trace-base';
+import type { mesh } from '@concord/core';
 import type { Logger } from '../service-kit/logger.js';
 import { OtlpProtoSpanProcessor } from './otlp-proto.js';
 
@@ -198,7 +199,7 @@ export class Telemetry {
   private readonly b3 = new B3Propagator({ injectEncoding: B3InjectEncoding.MULTI_HEADER });
   private readonly sampler: SwitchableSampler;
   /** The Telemetry resource deciding this workload's sampling, or null (OTEL_TRACES_SAMPLER decides). */
-  samplingPolicy: { name: string; percentage: number } | null = null;
+  private samplingPolicy: { name: string; percentage: number } | null = null;
 
   constructor(opts: { service: string; version: string; instanceId: string; controlUrl: string; env: NodeJS.ProcessEnv; log: Logger; enabled: boolean }) {
     const processors = opts.enabled ? [processorFor(opts.env, opts.controlUrl, opts.log)] : [];
@@ -233,6 +234,12 @@ export class Telemetry {
     if (same) return;
     this.sampler.use(decision.percentage);
     this.samplingPolicy = decision.percentage === null ? null : { name: decision.policy, percentage: decision.percentage };
+  }
+
+  /** This process's tracing, as the data plane reports it to the control plane. */
+  tracingReport(): mesh.TracingReport {
+    const p = this.samplingPolicy;
+    return { enabled: this.enabled, sampling: p ? { percentage: p.percentage, telemetry: p.name } : null };
   }
 
   /** The context made active by the innermost `with` running now (synchronously). */

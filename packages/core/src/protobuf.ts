@@ -237,27 +237,26 @@ export class ProtoReader {
     return Number(BigInt.asIntN(64, u));
   }
 
+  /** Moves the cursor past `n` fixed-size bytes of a `what`; returns where they start. */
+  private take(n: number, what: string): number {
+    const at = this.pos;
+    if (at + n > this.end) throw new ProtoError(`a ${what} runs past the end of its message`);
+    this.pos = at + n;
+    return at;
+  }
+
   fixed32(): number {
-    if (this.pos + 4 > this.end) throw new ProtoError('a fixed32 runs past the end of its message');
-    const v = this.buf.readUInt32LE(this.pos);
-    this.pos += 4;
-    return v;
+    return this.buf.readUInt32LE(this.take(4, 'fixed32'));
   }
 
   /** A fixed64 as halves. */
   fixed64(): { lo: number; hi: number } {
-    if (this.pos + 8 > this.end) throw new ProtoError('a fixed64 runs past the end of its message');
-    const lo = this.buf.readUInt32LE(this.pos);
-    const hi = this.buf.readUInt32LE(this.pos + 4);
-    this.pos += 8;
-    return { lo, hi };
+    const at = this.take(8, 'fixed64');
+    return { lo: this.buf.readUInt32LE(at), hi: this.buf.readUInt32LE(at + 4) };
   }
 
   double(): number {
-    if (this.pos + 8 > this.end) throw new ProtoError('a double runs past the end of its message');
-    const v = this.buf.readDoubleLE(this.pos);
-    this.pos += 8;
-    return v;
+    return this.buf.readDoubleLE(this.take(8, 'double'));
   }
 
   /** Where the last field read by `lenStart` ends. */
@@ -279,10 +278,8 @@ export class ProtoReader {
 
   /** A fixed64 as a double (exact below 2⁵³; nanosecond times come within 256 ns), without allocating. */
   fixed64Approx(): number {
-    if (this.pos + 8 > this.end) throw new ProtoError('a fixed64 runs past the end of its message');
-    const v = this.buf.readUInt32LE(this.pos) + this.buf.readUInt32LE(this.pos + 4) * TWO_32;
-    this.pos += 8;
-    return v;
+    const at = this.take(8, 'fixed64');
+    return this.buf.readUInt32LE(at) + this.buf.readUInt32LE(at + 4) * TWO_32;
   }
 
   /** A length-delimited field: the bounds of its bytes; the cursor moves past them. */
@@ -308,15 +305,13 @@ export class ProtoReader {
         this.varint();
         return;
       case WIRE_FIXED64:
-        if (this.pos + 8 > this.end) throw new ProtoError('a fixed64 runs past the end of its message');
-        this.pos += 8;
+        this.take(8, 'fixed64');
         return;
       case WIRE_LEN:
         this.len();
         return;
       case WIRE_FIXED32:
-        if (this.pos + 4 > this.end) throw new ProtoError('a fixed32 runs past the end of its message');
-        this.pos += 4;
+        this.take(4, 'fixed32');
         return;
       default:
         throw new ProtoError(`wire type ${wireType} is not one protobuf uses (groups are not supported)`);

@@ -3,6 +3,7 @@
  * reason (no rule is ever silently ignored), then which configuration version each data plane
  * acknowledged.
  */
+import type { mesh } from '@concord/core';
 import { controlUrl } from './apply.js';
 
 interface ResourceStatus {
@@ -23,7 +24,7 @@ interface InstanceStatus {
   error?: string;
   ackedAt: string;
   /** The instance's tracing as it reported it (null or absent: it did not say). */
-  tracing?: { enabled: boolean; sampling: { percentage: number; telemetry: string } | null } | null;
+  tracing?: mesh.TracingReport | null;
 }
 
 export interface ConfigStatus {

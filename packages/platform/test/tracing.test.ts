@@ -134,27 +134,27 @@ test('a Telemetry sampling percentage replaces the environment’s sampler while
     Array.from({ length: n }, () => t.start('root', ROOT_CONTEXT, SpanKind.SERVER).span.isRecording()).filter(Boolean).length;
   assert.equal(recordedRoots(50), 50, 'always_on from the environment');
 
-  t.useSampling({ percentage: 0, policy: 'mesh-default' });
+  t.useSampling({ percentage: 0, telemetry: 'mesh-default' });
   assert.deepEqual(t.tracingReport(), { enabled: true, sampling: { percentage: 0, telemetry: 'mesh-default' } });
   assert.equal(recordedRoots(50), 0, '0 %: no new trace is recorded');
   // The decision follows the parent: a trace sampled upstream stays whole.
   const sampledParent = trace.setSpanContext(ROOT_CONTEXT, { traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), traceFlags: 1, isRemote: true });
   assert.equal(t.start('child', sampledParent, SpanKind.SERVER).span.isRecording(), true, 'a sampled parent is followed');
 
-  t.useSampling({ percentage: 50, policy: 'half' });
+  t.useSampling({ percentage: 50, telemetry: 'half' });
   const half = recordedRoots(2000);
   assert.ok(half > 800 && half < 1200, `50 %: about half the new traces (${half} of 2000)`);
   const unsampledParent = trace.setSpanContext(ROOT_CONTEXT, { traceId: 'c'.repeat(32), spanId: 'd'.repeat(16), traceFlags: 0, isRemote: true });
   assert.equal(t.start('child', unsampledParent, SpanKind.SERVER).span.isRecording(), false, 'an unsampled parent is followed');
 
-  t.useSampling({ percentage: null });
+  t.useSampling(null);
   assert.deepEqual(t.tracingReport(), { enabled: true, sampling: null });
   assert.equal(recordedRoots(50), 50, 'back to always_on');
 });
 
 test('with tracing off a Telemetry sampling percentage records nothing', () => {
   const t = telemetry(false);
-  t.useSampling({ percentage: 100, policy: 'all' });
+  t.useSampling({ percentage: 100, telemetry: 'all' });
   assert.deepEqual(t.tracingReport(), { enabled: false, sampling: null });
   assert.equal(t.start('root', ROOT_CONTEXT, SpanKind.SERVER).span.isRecording(), false);
 });

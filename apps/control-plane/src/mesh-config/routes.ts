@@ -14,6 +14,7 @@
 import { type mesh, parseDuration } from '@concord/core';
 import { HttpError, badRequest } from '@concord/platform';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { isObj } from './fields.js';
 import { MAX_STREAM_BYTES } from './parse.js';
 import type { ServiceSpec } from '../registry/catalog.js';
 import type { MeshConfigService } from './service.js';
@@ -173,19 +174,17 @@ export function meshConfigRoutes(app: FastifyInstance, svc: MeshConfigService, o
   });
 }
 
-const isPlain = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
 /** `tracing` of an acknowledgement: `{enabled: boolean, sampling: null | {percentage: 0–100, telemetry: name}}`. */
 function tracingReportErrors(t: unknown): Array<{ path: string; message: string }> {
   const at = '/body/tracing';
-  if (!isPlain(t)) return [{ path: at, message: 'must be {enabled, sampling}' }];
+  if (!isObj(t)) return [{ path: at, message: 'must be {enabled, sampling}' }];
   const errors = Object.keys(t)
     .filter((k) => k !== 'enabled' && k !== 'sampling')
     .map((k) => ({ path: `${at}/${k}`, message: 'is not a known field' }));
   if (typeof t.enabled !== 'boolean') errors.push({ path: `${at}/enabled`, message: 'must be true or false' });
   const s = t.sampling;
   if (s === null) return errors;
-  if (!isPlain(s)) return [...errors, { path: `${at}/sampling`, message: 'must be null or {percentage, telemetry}' }];
+  if (!isObj(s)) return [...errors, { path: `${at}/sampling`, message: 'must be null or {percentage, telemetry}' }];
   for (const k of Object.keys(s)) if (k !== 'percentage' && k !== 'telemetry') errors.push({ path: `${at}/sampling/${k}`, message: 'is not a known field' });
   if (typeof s.percentage !== 'number' || !Number.isFinite(s.percentage) || s.percentage < 0 || s.percentage > 100)
     errors.push({ path: `${at}/sampling/percentage`, message: 'must be a number from 0 to 100' });

@@ -9,8 +9,9 @@
  * - the whole candidate configuration (what would be in force if the change were applied):
  *   every referenced host is a service, every referenced subset is defined, one
  *   DestinationRule per host, one VirtualService per host, at most one mesh-wide and one
- *   PeerAuthentication or Telemetry per selector. Istio merges or silently picks the oldest in several of
- *   these cases (istio/istio#5272, #17165); Concord refuses them instead, naming both sides.
+ *   PeerAuthentication or Telemetry per selector. Istio merges or silently picks the oldest in
+ *   several of these cases (istio/istio#5272, #17165); Concord refuses them instead, naming both
+ *   sides.
  */
 import { mesh } from '@concord/core';
 import { Checker, type Issue, type Obj, type Segment, isDns1123Subdomain, isObj, object, required, string, stringMap } from './fields.js';
@@ -292,9 +293,7 @@ export function validateSet(candidates: readonly Candidate[], opts: SetOptions):
   };
   const pas: Array<{ name: string; draft: PeerAuthDraft }> = [];
   for (const { cand, p, valid } of parsed) {
-    if (p.kind === 'PeerAuthentication' || p.kind === 'Telemetry' || p.kind === 'AuthorizationPolicy') {
-      for (const a of p.apps) known(cand, a.service, a.at);
-    }
+    if ('apps' in p) for (const a of p.apps) known(cand, a.service, a.at);
     if (p.kind === 'PeerAuthentication') {
       oneBySelector(cand, p.kind, p.value.selector);
       if (valid) pas.push({ name: p.name, draft: p.value });

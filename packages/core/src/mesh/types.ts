@@ -1,7 +1,8 @@
 /**
  * The mesh configuration after validation: Istio's VirtualService, DestinationRule,
- * PeerAuthentication, AuthorizationPolicy and Telemetry (its tracing sampling), normalised (durations in ms, percentages as
- * numbers 0..100, hosts reduced to service names, retryOn as a list). The control plane
+ * PeerAuthentication, AuthorizationPolicy and Telemetry (its tracing sampling), normalised
+ * (durations in ms, percentages as numbers 0..100, hosts reduced to service names, retryOn as a
+ * list). The control plane
  * produces it from Istio YAML; every data plane consumes it. Pure data.
  */
 
@@ -170,12 +171,18 @@ export interface Telemetry {
   randomSamplingPercentage?: number;
 }
 
+/** A workload's trace sampling set by a Telemetry resource: the percentage and the resource's name. */
+export interface TracingSampling {
+  percentage: number;
+  telemetry: string;
+}
+
 /** What a data plane reports about its tracing with each acknowledgement. */
 export interface TracingReport {
   /** False with CONCORD_TRACING=false: nothing is recorded whatever the mesh says. */
   enabled: boolean;
   /** The Telemetry resource setting its sampling; null: its OTEL_TRACES_SAMPLER decides. */
-  sampling: { percentage: number; telemetry: string } | null;
+  sampling: TracingSampling | null;
 }
 
 export interface MeshConfig {

@@ -199,7 +199,7 @@ export class Telemetry {
   private readonly b3 = new B3Propagator({ injectEncoding: B3InjectEncoding.MULTI_HEADER });
   private readonly sampler: SwitchableSampler;
   /** The Telemetry resource deciding this workload's sampling, or null (OTEL_TRACES_SAMPLER decides). */
-  private samplingPolicy: { name: string; percentage: number } | null = null;
+  private sampling: mesh.TracingSampling | null = null;
 
   constructor(opts: { service: string; version: string; instanceId: string; controlUrl: string; env: NodeJS.ProcessEnv; log: Logger; enabled: boolean }) {
     const processors = opts.enabled ? [processorFor(opts.env, opts.controlUrl, opts.log)] : [];
@@ -225,21 +225,16 @@ export class Telemetry {
    * to go back to OTEL_TRACES_SAMPLER. With tracing off (CONCORD_TRACING=false) nothing is
    * recorded whatever the mesh says: there is no exporter.
    */
-  useSampling(decision: { percentage: number; policy: string } | { percentage: null }): void {
+  useSampling(sampling: mesh.TracingSampling | null): void {
     if (!this.enabled) return;
-    const same =
-      decision.percentage === null
-        ? this.samplingPolicy === null
-        : this.samplingPolicy?.name === decision.policy && this.samplingPolicy.percentage === decision.percentage;
-    if (same) return;
-    this.sampler.use(decision.percentage);
-    this.samplingPolicy = decision.percentage === null ? null : { name: decision.policy, percentage: decision.percentage };
+    // A new sampler only when the percentage changes (a renamed resource keeps the one in force).
+    if ((sampling?.percentage ?? null) !== (this.sampling?.percentage ?? null)) this.sampler.use(sampling?.percentage ?? null);
+    this.sampling = sampling;
   }
 
   /** This process's tracing, as the data plane reports it to the control plane. */
   tracingReport(): mesh.TracingReport {
-    const p = this.samplingPolicy;
-    return { enabled: this.enabled, sampling: p ? { percentage: p.percentage, telemetry: p.name } : null };
+    return { enabled: this.enabled, sampling: this.sampling };
   }
 
   /** The context made active by the innermost `with` running now (synchronously). */

@@ -11,7 +11,9 @@
  *    state, same caches, seconds apart), so the drift of a shared machine — which moved single
  *    restart rounds from −3 % to 44 % — mostly cancels. At 0 % the spans still exist as
  *    non-recording ones and trace headers still travel (what a production mesh sampling 0 %
- *    costs); that small remainder is in part 1's figure and not in this one.
+ *    costs); that small remainder is in part 1's figure and not in this one. Each phase also
+ *    reads every instance's `process_cpu_seconds_total` before and after: CPU per order at 0 %
+ *    and at 100 %, by service, which a shared machine's drift moves far less than orders/s.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,7 +22,8 @@ import { DEFAULT_TOPOLOGY, type LoadResult, benchEnv, loadTopology, prepare, run
 import { OUT_DIR, json, median, pollUntil } from './system.js';
 
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 15_000);
-const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 10_000);
+/** Part 1's warm-up on each fresh system: throughput climbs for 10–40 s after a start (measured). */
+const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 40_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const SWITCH_PAIRS = Number(process.env.BENCH_SWITCH_PAIRS ?? 6);
@@ -117,12 +120,49 @@ function steadyRate(r: LoadResult): number {
   return (last.total.acknowledged - first.total.acknowledged) / ((last.elapsedMs - first.elapsedMs) / 1000);
 }
 
+/**
+ * CPU seconds each instance has used, by service (`process_cpu_seconds_total` from every target
+ * the control plane lists for Prometheus). CPU per order is steadier than orders per second on a
+ * shared machine: it does not depend on how much of the machine the system got.
+ */
+async function cpuSecondsByService(controlUrl: string): Promise<Map<string, number>> {
+  const targets = (await json<Array<{ targets: string[]; labels: Record<string, string> }>>(`${controlUrl}/api/prometheus/targets`)).body;
+  const out = new Map<string, number>();
+  await Promise.all(
+    targets.map(async (t) => {
+      const res = await fetch(`http://${t.targets[0]}${t.labels.__metrics_path__ ?? '/metrics'}`, { signal: AbortSignal.timeout(10_000) });
+      const line = (await res.text()).split('\n').find((l) => l.startsWith('process_cpu_seconds_total'));
+      const seconds = Number(line?.slice(line.lastIndexOf(' ') + 1));
+      if (!line || !Number.isFinite(seconds)) throw new Error(`${t.targets[0]} has no process_cpu_seconds_total`);
+      const service = t.labels.service ?? t.targets[0] ?? '?';
+      out.set(service, (out.get(service) ?? 0) + seconds);
+    }),
+  );
+  return out;
+}
+
+/** CPU used per phase: by service, in seconds, and the orders acknowledged meanwhile. */
+interface CpuTally {
+  seconds: Map<string, number>;
+  orders: number;
+}
+
+function addCpu(into: CpuTally, before: Map<string, number>, after: Map<string, number>, orders: number): void {
+  for (const [service, s] of after) into.seconds.set(service, (into.seconds.get(service) ?? 0) + s - (before.get(service) ?? s));
+  into.orders += orders;
+}
+
+const cpuTotal = (t: CpuTally) => [...t.seconds.values()].reduce((a, b) => a + b, 0);
+/** Microseconds of CPU per order. */
+const perOrderUs = (seconds: number, orders: number) => (seconds * 1e6) / Math.max(1, orders);
+
 /** Part 2: 100 % against 0 % sampling on one warmed-up system, switched by a Telemetry resource. */
-async function inPlace(): Promise<{ on: number[]; off: number[]; pairs: number[] }> {
+async function inPlace(): Promise<{ on: number[]; off: number[]; pairs: number[]; cpu: Record<number, CpuTally> }> {
   const { sys, prep } = await startWithUsers('telemetry-in-place', true);
   const on: number[] = [];
   const off: number[] = [];
   const pairs: number[] = [];
+  const cpu: Record<number, CpuTally> = { 0: { seconds: new Map(), orders: 0 }, 100: { seconds: new Map(), orders: 0 } };
   try {
     const controlUrl = sys.controlUrl as string;
     if (SWITCH_WARMUP_MS > 0) await loader(sys, prep, 'in place, 100 %')('warm-up', SWITCH_WARMUP_MS);
@@ -131,7 +171,10 @@ async function inPlace(): Promise<{ on: number[]; off: number[]; pairs: number[]
       const rates: Record<number, number> = {};
       for (const p of order) {
         await setSampling(controlUrl, p);
-        rates[p] = steadyRate(await loader(sys, prep, `pair ${i}/${SWITCH_PAIRS} sampling ${String(p).padStart(3)} %`)('measured', PHASE_MS));
+        const before = await cpuSecondsByService(controlUrl);
+        const r = await loader(sys, prep, `pair ${i}/${SWITCH_PAIRS} sampling ${String(p).padStart(3)} %`)('measured', PHASE_MS);
+        addCpu(cpu[p] as CpuTally, before, await cpuSecondsByService(controlUrl), r.acknowledged);
+        rates[p] = steadyRate(r);
       }
       on.push(rates[100] as number);
       off.push(rates[0] as number);
@@ -142,7 +185,7 @@ async function inPlace(): Promise<{ on: number[]; off: number[]; pairs: number[]
   } finally {
     await sys.stop();
   }
-  return { on, off, pairs };
+  return { on, off, pairs, cpu };
 }
 
 async function main(): Promise<void> {
@@ -185,7 +228,29 @@ async function main(): Promise<void> {
     process.stdout.write(
       `tracing cost of recording and exporting every span, against 0 % sampling (not CONCORD_TRACING=false, see part 1): ${pct(cost)} of throughput (means; target ≤ 10 %): ${cost <= 0.1 ? 'within' : 'over'}\n`,
     );
-    out.inPlace = { ...switched, cost, medianCost: median(switched.pairs), phaseMs: PHASE_MS, warmupMs: SWITCH_WARMUP_MS };
+    const zero = switched.cpu[0] as CpuTally;
+    const full = switched.cpu[100] as CpuTally;
+    process.stdout.write(`CPU per order (µs, every instance's process_cpu_seconds_total over the phases' orders):\n${'service'.padEnd(16)}${'0 %'.padStart(8)}${'100 %'.padStart(8)}\n`);
+    for (const service of [...zero.seconds.keys()].sort()) {
+      process.stdout.write(`${service.padEnd(16)}${perOrderUs(zero.seconds.get(service) ?? 0, zero.orders).toFixed(0).padStart(8)}${perOrderUs(full.seconds.get(service) ?? 0, full.orders).toFixed(0).padStart(8)}\n`);
+    }
+    const cpuZero = perOrderUs(cpuTotal(zero), zero.orders);
+    const cpuFull = perOrderUs(cpuTotal(full), full.orders);
+    const cpuCost = 1 - cpuZero / cpuFull;
+    process.stdout.write(`${'all'.padEnd(16)}${cpuZero.toFixed(0).padStart(8)}${cpuFull.toFixed(0).padStart(8)}\n`);
+    process.stdout.write(`recording every span's share of the CPU an order costs at 100 %: ${pct(cpuCost)} (the throughput a CPU-bound system gives up for it)\n`);
+    const cpuBy = (t: CpuTally) => Object.fromEntries([...t.seconds].map(([k, v]) => [k, perOrderUs(v, t.orders)]));
+    out.inPlace = {
+      on: switched.on,
+      off: switched.off,
+      pairs: switched.pairs,
+      cost,
+      medianCost: median(switched.pairs),
+      cpuUsPerOrder: { 0: cpuBy(zero), 100: cpuBy(full) },
+      cpuCost,
+      phaseMs: PHASE_MS,
+      warmupMs: SWITCH_WARMUP_MS,
+    };
   }
   mkdirSync(OUT_DIR, { recursive: true });
   writeFileSync(join(OUT_DIR, 'telemetry.json'), JSON.stringify(out, null, 2));

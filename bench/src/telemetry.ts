@@ -121,21 +121,21 @@ function steadyRate(r: LoadResult): number {
 }
 
 /**
- * CPU seconds each instance has used, by service (`process_cpu_seconds_total` from every target
- * the control plane lists for Prometheus). CPU per order is steadier than orders per second on a
- * shared machine: it does not depend on how much of the machine the system got.
+ * CPU seconds each instance has used (`process_cpu_seconds_total` from every target the control
+ * plane lists for Prometheus), with its service. CPU per order is steadier than orders per second
+ * on a shared machine: it does not depend on how much of the machine the system got.
  */
-async function cpuSecondsByService(controlUrl: string): Promise<Map<string, number>> {
+async function cpuSecondsByInstance(controlUrl: string): Promise<Map<string, { service: string; seconds: number }>> {
   const targets = (await json<Array<{ targets: string[]; labels: Record<string, string> }>>(`${controlUrl}/api/prometheus/targets`)).body;
-  const out = new Map<string, number>();
+  const out = new Map<string, { service: string; seconds: number }>();
   await Promise.all(
     targets.map(async (t) => {
-      const res = await fetch(`http://${t.targets[0]}${t.labels.__metrics_path__ ?? '/metrics'}`, { signal: AbortSignal.timeout(10_000) });
+      const address = t.targets[0] ?? '?';
+      const res = await fetch(`http://${address}${t.labels.__metrics_path__ ?? '/metrics'}`, { signal: AbortSignal.timeout(10_000) });
       const line = (await res.text()).split('\n').find((l) => l.startsWith('process_cpu_seconds_total'));
       const seconds = Number(line?.slice(line.lastIndexOf(' ') + 1));
-      if (!line || !Number.isFinite(seconds)) throw new Error(`${t.targets[0]} has no process_cpu_seconds_total`);
-      const service = t.labels.service ?? t.targets[0] ?? '?';
-      out.set(service, (out.get(service) ?? 0) + seconds);
+      if (!line || !Number.isFinite(seconds)) throw new Error(`${address} has no process_cpu_seconds_total`);
+      out.set(t.labels.instance_id ?? address, { service: t.labels.service ?? address, seconds });
     }),
   );
   return out;
@@ -147,8 +147,12 @@ interface CpuTally {
   orders: number;
 }
 
-function addCpu(into: CpuTally, before: Map<string, number>, after: Map<string, number>, orders: number): void {
-  for (const [service, s] of after) into.seconds.set(service, (into.seconds.get(service) ?? 0) + s - (before.get(service) ?? s));
+/** Adds a phase's CPU by service; an instance that restarted meanwhile counts from its restart (its counter began again). */
+function addCpu(into: CpuTally, before: Map<string, { seconds: number }>, after: Map<string, { service: string; seconds: number }>, orders: number): void {
+  for (const [instance, a] of after) {
+    const b = before.get(instance)?.seconds ?? a.seconds;
+    into.seconds.set(a.service, (into.seconds.get(a.service) ?? 0) + (a.seconds >= b ? a.seconds - b : a.seconds));
+  }
   into.orders += orders;
 }
 
@@ -171,9 +175,9 @@ async function inPlace(): Promise<{ on: number[]; off: number[]; pairs: number[]
       const rates: Record<number, number> = {};
       for (const p of order) {
         await setSampling(controlUrl, p);
-        const before = await cpuSecondsByService(controlUrl);
+        const before = await cpuSecondsByInstance(controlUrl);
         const r = await loader(sys, prep, `pair ${i}/${SWITCH_PAIRS} sampling ${String(p).padStart(3)} %`)('measured', PHASE_MS);
-        addCpu(cpu[p] as CpuTally, before, await cpuSecondsByService(controlUrl), r.acknowledged);
+        addCpu(cpu[p] as CpuTally, before, await cpuSecondsByInstance(controlUrl), r.acknowledged);
         rates[p] = steadyRate(r);
       }
       on.push(rates[100] as number);

@@ -228,21 +228,30 @@ export function stringMap(c: Checker, v: unknown, at: Segment[], opts: { maxKeys
   return ok ? out : undefined;
 }
 
+/** A plain number from 0 to 100 (Telemetry's randomSamplingPercentage, a Percent's value). */
+export function percentage(c: Checker, v: unknown, at: Segment[]): number | undefined {
+  if (typeof v !== 'number' || !Number.isFinite(v)) {
+    c.error(at, 'must be a number from 0 to 100');
+    return undefined;
+  }
+  if (v < 0 || v > 100) {
+    c.error(at, `must be from 0 to 100 (got ${v})`);
+    return undefined;
+  }
+  return v;
+}
+
 /** `{value: <double>}` (istio.networking.v1.Percent). */
 export function percent(c: Checker, v: unknown, at: Segment[], rule: 'fault' | 'mirror'): number | undefined {
   const o = object(c, v, at, ['value']);
   if (!o) return undefined;
   const value = o.value ?? 0; // protobuf's zero value
-  if (typeof value !== 'number' || !Number.isFinite(value)) {
-    c.error([...at, 'value'], 'must be a number from 0 to 100');
-    return undefined;
-  }
   // Istio: validatePercentage (faults) — 0, or 0.0001..100; mirror percentages — 0..100.
-  if (value < 0 || value > 100 || (rule === 'fault' && value > 0 && value < 0.0001)) {
-    c.error([...at, 'value'], rule === 'fault' ? `percentage ${value} is neither 0 nor in range 0.0001..100` : `must be from 0 to 100 (got ${value})`);
+  if (rule === 'fault' && typeof value === 'number' && Number.isFinite(value) && (value < 0 || value > 100 || (value > 0 && value < 0.0001))) {
+    c.error([...at, 'value'], `percentage ${value} is neither 0 nor in range 0.0001..100`);
     return undefined;
   }
-  return value;
+  return percentage(c, value, [...at, 'value']);
 }
 
 /** RFC 1123 label, as Istio's labels.IsDNS1123Label (upper case allowed there). */

@@ -8,7 +8,7 @@
  * the Telemetry API it takes the sampling percentage; every other field is refused by name.
  */
 import type { mesh } from '@concord/core';
-import { type Checker, type Obj, type Segment, list, object } from './fields.js';
+import { type Checker, type Obj, type Segment, list, object, percentage } from './fields.js';
 import { type AppRef, selector } from './security.js';
 
 const ONE_PROVIDER = 'Concord has one trace provider: the control plane, or the collector named by OTEL_EXPORTER_OTLP_ENDPOINT';
@@ -48,11 +48,9 @@ export function telemetry(c: Checker, spec: Obj, at: Segment[]): { value: Omit<m
         const ps = list(c, t.providers, [...tat, 'providers']);
         if (ps && ps.length > 0) c.error([...tat, 'providers'], `naming providers is not supported: ${ONE_PROVIDER}`);
       }
-      const pct = t.randomSamplingPercentage;
-      if (pct !== undefined) {
-        if (typeof pct !== 'number' || !Number.isFinite(pct)) c.error([...tat, 'randomSamplingPercentage'], 'must be a number from 0 to 100');
-        else if (pct < 0 || pct > 100) c.error([...tat, 'randomSamplingPercentage'], `must be from 0 to 100 (got ${pct})`);
-        else value.randomSamplingPercentage = pct;
+      if (t.randomSamplingPercentage !== undefined) {
+        const pct = percentage(c, t.randomSamplingPercentage, [...tat, 'randomSamplingPercentage']);
+        if (pct !== undefined) value.randomSamplingPercentage = pct;
       }
     }
   }

@@ -69,8 +69,8 @@ const RESTART_BACKOFF = { baseMs: 100, capMs: 10_000 };
  * the request, its saga step, its spans) outlive two scavenges and are copied into the old
  * generation, whose collector then costs them CPU on every order. Measured in place with
  * `process_cpu_seconds_total` per order, normalised by payment's (which kept 2 MiB) across two
- * interleaved restarts each: order −20 %, gateway −15 % CPU per order, +~75 MiB RSS in all
- * (953–975 MiB after load, with inventory at 16 MiB too: it gained −8 % and is left at 2 MiB).
+ * interleaved restarts each: order −20 %, gateway −15 % CPU per order. RSS after load: 921 MiB
+ * in all (+~50 MiB); inventory at 16 MiB as well gained −8 % for 953–975 MiB, and is left at 2.
  * Later flags (CONCORD_CHILD_NODE_OPTIONS, a topology's nodeArgs) override these.
  */
 const SEMI_SPACE_MIB: Readonly<Record<string, number>> = { order: 16, gateway: 16 };

@@ -27,7 +27,7 @@ runService({
     certTtlMs: durationVar('CONCORD_CERT_TTL', 3_600_000, 2000, 30 * 86_400_000),
     traceMaxTraces: intVar('CONCORD_TRACE_MAX_TRACES', 20_000, 100, 1_000_000),
     traceMaxSpans: intVar('CONCORD_TRACE_MAX_SPANS', 30_000, 1000, 10_000_000),
-    traceMaxMiB: intVar('CONCORD_TRACE_MAX_MIB', 32, 1, 16_384),
+    traceMaxMiB: intVar('CONCORD_TRACE_MAX_MIB', 32, 1, 2048),
     traceRetentionMs: durationVar('CONCORD_TRACE_RETENTION', 3_600_000, 10_000, 7 * 86_400_000),
     ...meshConfigSchema,
   },

@@ -18,7 +18,8 @@ import { FLUSH_AT_BYTES, MAX_QUEUED_BYTES, OtlpProtoSpanProcessor } from '@conco
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { request } from 'undici';
 import { decodeOtlpJson } from '../src/traces/otlp.js';
-import { MAX_SPAN_BYTES, indexOtlpProto } from '../src/traces/otlp-proto.js';
+import { MAX_SPAN_BYTES, decodeReceived, indexOtlpProto } from '../src/traces/otlp-proto.js';
+import { RECEIVED_FIELDS } from '../src/traces/received.js';
 import { ProtoWriter } from '@concord/core';
 import { TraceStore } from '../src/traces/store.js';
 import { startTraceReceiver } from './trace-receiver.js';
@@ -64,7 +65,7 @@ describe('OTLP/HTTP protobuf receiver', () => {
 
   test("OpenTelemetry's own protobuf serializer and its JSON serializer give the same stored spans", () => {
     const spans = sdkSpans();
-    const fromProto = indexOtlpProto(Buffer.from(ProtobufTraceSerializer.serializeRequest(spans) as Uint8Array)).map((r) => r.span());
+    const fromProto = decodeReceived(indexOtlpProto(Buffer.from(ProtobufTraceSerializer.serializeRequest(spans) as Uint8Array)));
     const fromJson = decodeOtlpJson(JSON.parse(new TextDecoder().decode(JsonTraceSerializer.serializeRequest(spans) as Uint8Array)));
     assert.equal(fromProto.length, 3);
     assert.deepEqual(fromProto, fromJson);
@@ -139,7 +140,9 @@ describe('OTLP/HTTP protobuf receiver', () => {
 describe('what the trace store keeps of a protobuf export', () => {
   test('a stored span keeps its own bytes, not its request: padding and oversized spans cost nothing; the byte bound evicts', () => {
     const body = Buffer.from(ProtobufTraceSerializer.serializeRequest(sdkSpans()) as Uint8Array);
-    const spansBytes = indexOtlpProto(body).reduce((n, r) => n + r.bytes, 0);
+    const plain = indexOtlpProto(body);
+    let spansBytes = 0;
+    for (let i = 0; i < plain.spans.length; i += RECEIVED_FIELDS) spansBytes += (plain.spans[i + 1] as number) - (plain.spans[i] as number);
     // An unknown field of 1 MiB after the spans, and a span of MAX_SPAN_BYTES + 1 (a huge name).
     const w = new ProtoWriter();
     w.raw(99, Buffer.alloc(1_048_576, 7));
@@ -154,18 +157,20 @@ describe('what the trace store keeps of a protobuf export', () => {
     huge.end(ss);
     huge.end(rs);
     const padded = Buffer.concat([body, w.bytes(), huge.bytes()]);
-    const records = indexOtlpProto(padded);
-    assert.equal(records.length, 3, 'the oversized span is left out');
+    const received = indexOtlpProto(padded);
+    assert.equal(received.spans.length / RECEIVED_FIELDS, 3, 'the oversized span is left out');
+    const traceId = (decodeReceived(received)[0] as { traceId: string }).traceId;
     const store = new TraceStore({ maxTraces: 100, maxSpans: 1000, maxBytes: 10 * spansBytes, maxSpansPerTrace: 100, retentionMs: 60_000 });
-    store.addRecords(records, Date.now());
+    store.addReceived(received, Date.now());
     assert.equal(store.bytes, spansBytes, 'the store holds the spans’ bytes only');
     padded.fill(0); // the request's buffer is reused by someone else: the stored spans do not change
-    assert.equal(store.get(records[0]?.traceId as string)?.spans.length, 3);
-    assert.ok(store.get(records[0]?.traceId as string)?.spans.some((s) => s.name === 'db.transaction'));
+    assert.equal(store.get(traceId)?.spans.length, 3);
+    assert.ok(store.get(traceId)?.spans.some((s) => s.name === 'db.transaction'));
     // Eleven more traces of the same size: the oldest go, by bytes, though far below the span and trace bounds.
-    for (let i = 0; i < 11; i++) store.addRecords(indexOtlpProto(Buffer.from(ProtobufTraceSerializer.serializeRequest(sdkSpans()) as Uint8Array)), Date.now());
+    for (let i = 0; i < 11; i++) store.addReceived(indexOtlpProto(Buffer.from(ProtobufTraceSerializer.serializeRequest(sdkSpans()) as Uint8Array)), Date.now());
     assert.ok(store.bytes <= 10 * spansBytes, `${store.bytes} bytes kept, bound ${10 * spansBytes}`);
     assert.equal(store.size, 10);
+    assert.equal(store.get(traceId), null, 'the oldest trace went first');
   });
 });
 
@@ -201,7 +206,7 @@ describe('the services’ protobuf span processor', () => {
       await processor.forceFlush();
       assert.equal(bodies.length, 2, 'one request when the buffer filled, one for the rest on flush');
       assert.ok((bodies[0] as Buffer).length >= FLUSH_AT_BYTES);
-      const sent = bodies.flatMap((b) => indexOtlpProto(b));
+      const sent = bodies.flatMap((b) => decodeReceived(indexOtlpProto(b)));
       assert.equal(sent.length, Math.floor(FLUSH_AT_BYTES / perSpan) - 20 + 100);
       assert.ok(sent.every((r) => r.service === 'order'));
       const total = sent.length;
@@ -217,7 +222,7 @@ describe('the services’ protobuf span processor', () => {
       await processor.forceFlush();
       for (const answer of held.splice(0)) answer();
       await processor.forceFlush();
-      const after = bodies.flatMap((b) => indexOtlpProto(b)).length - total;
+      const after = bodies.flatMap((b) => decodeReceived(indexOtlpProto(b))).length - total;
       assert.equal(after + processor.dropped, n, 'every span was either sent or counted as dropped');
       const largest = Math.max(...bodies.map((b) => b.length));
       assert.ok(largest < FLUSH_AT_BYTES + 64 * 1024, `a backlog goes in requests of about FLUSH_AT_BYTES (largest ${largest} bytes), under a receiver's body limit`);
@@ -231,7 +236,7 @@ describe('the services’ protobuf span processor', () => {
       span();
       await processor.forceFlush();
       assert.equal(processor.dropped, before + 1);
-      assert.equal(bodies.slice(good).flatMap((b) => indexOtlpProto(b)).length, 2, 'the sample and the span after the broken one');
+      assert.equal(bodies.slice(good).flatMap((b) => decodeReceived(indexOtlpProto(b))).length, 2, 'the sample and the span after the broken one');
     } finally {
       hold = false;
       for (const answer of held.splice(0)) answer();

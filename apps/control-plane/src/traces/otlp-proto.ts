@@ -1,20 +1,16 @@
 /**
- * Reads an OTLP/HTTP protobuf trace export (ExportTraceServiceRequest) into span records that
- * point into the request's bytes. Receiving reads only what the store indexes (trace id, times,
- * whether there is a parent, error status) and checks the ids; the rest of a span (name,
- * attributes, kind) is decoded when a query asks for it. Unknown fields are skipped, as
- * protobuf allows.
+ * Reads an OTLP/HTTP protobuf trace export (ExportTraceServiceRequest) into received spans: where
+ * each span's bytes are, and the few fields the store indexes (trace id, times, whether there is
+ * a parent, error status). The rest of a span (name, attributes, kind) stays encoded and is
+ * decoded when a query asks for it. Unknown fields are skipped, as protobuf allows. Spans decoded
+ * from JSON are encoded the same way (encodeStored), so the store keeps one form.
  */
-import { ProtoError, ProtoReader, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, fixed64ToDecimal } from '@concord/core';
+import { ProtoError, ProtoReader, ProtoWriter, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, fixed64ToDecimal } from '@concord/core';
 import { KINDS, SPAN_LIMITS } from './otlp.js';
-import type { SpanRecord, StoredSpan } from './store.js';
+import { ERROR, R_END, R_RESOURCE, R_START, RECEIVED_FIELDS, ROOT, type ReceivedSpans, type SpanResource } from './received.js';
+import type { StoredSpan } from './store.js';
 
 export { ProtoError };
-
-interface Resource {
-  service: string;
-  instance: string;
-}
 
 function expectWire(got: number, want: number, what: string): void {
   if (got !== want) throw new ProtoError(`${what} has wire type ${got}, expected ${want}`);
@@ -69,9 +65,9 @@ function keyValue(buf: Buffer, start: number, end: number): [string, string | nu
   return key === undefined || value === undefined || key === '__proto__' ? null : [key.slice(0, SPAN_LIMITS.keyChars), value];
 }
 
-function resourceOf(buf: Buffer, start: number, end: number): Resource {
+function resourceOf(buf: Buffer, start: number, end: number): SpanResource {
   const r = new ProtoReader(buf, start, end);
-  const res: Resource = { service: 'unknown', instance: '' };
+  const res: SpanResource = { service: 'unknown', instance: '' };
   while (!r.done) {
     const tag = r.varint();
     if (tag >>> 3 === 1 && (tag & 7) === WIRE_LEN) {
@@ -82,49 +78,6 @@ function resourceOf(buf: Buffer, start: number, end: number): Resource {
     } else r.skip(tag & 7);
   }
   return res;
-}
-
-/**
- * A span kept as its bytes: the index fields read on arrival, the rest on demand. Even the
- * trace id stays in the bytes (the store keeps one string per trace, as its key).
- */
-class ProtoSpanRecord implements SpanRecord {
-  constructor(
-    private buf: Buffer,
-    private start: number,
-    private end: number,
-    private traceIdAt: number,
-    private readonly resource: Resource,
-    readonly startMs: number,
-    readonly endMs: number,
-    readonly error: boolean,
-    readonly root: boolean,
-  ) {}
-
-  get traceId(): string {
-    return this.buf.toString('hex', this.traceIdAt, this.traceIdAt + 16);
-  }
-
-  get bytes(): number {
-    return this.end - this.start;
-  }
-
-  /** Copies the span's bytes to `to` at `at` and points there from now on. */
-  moveTo(to: Buffer, at: number): void {
-    this.buf.copy(to, at, this.start, this.end);
-    this.traceIdAt += at - this.start;
-    this.end = at + this.end - this.start;
-    this.start = at;
-    this.buf = to;
-  }
-
-  get service(): string {
-    return this.resource.service;
-  }
-
-  span(): StoredSpan {
-    return decodeSpan(this.buf, this.start, this.end, this.resource);
-  }
 }
 
 function statusOf(buf: Buffer, start: number, end: number): { code: number; message?: string } {
@@ -140,9 +93,12 @@ function statusOf(buf: Buffer, start: number, end: number): { code: number; mess
   return out;
 }
 
-/** Reads the index fields of one Span message; null when its ids are not 16 and 8 bytes. */
-function indexSpan(buf: Buffer, start: number, end: number, res: Resource): ProtoSpanRecord | null {
-  // Runs for every span received: no allocation but the record (lenStart, fixed64Approx).
+/**
+ * Reads the index fields of one Span message at `buf[start, end)` into `out` (RECEIVED_FIELDS
+ * numbers); false, writing nothing, when its ids are not 16 and 8 bytes. Runs for every span
+ * received: it allocates nothing.
+ */
+function indexSpan(buf: Buffer, start: number, end: number, resource: number, out: number[]): boolean {
   const r = new ProtoReader(buf, start, end);
   let traceIdAt = -1;
   let spanIdOk = false;
@@ -189,12 +145,13 @@ function indexSpan(buf: Buffer, start: number, end: number, res: Resource): Prot
         r.skip(wt);
     }
   }
-  if (traceIdAt < 0 || !spanIdOk) return null;
-  return new ProtoSpanRecord(buf, start, end, traceIdAt, res, startMs, endMs < 0 ? startMs : endMs, error, root);
+  if (traceIdAt < 0 || !spanIdOk) return false;
+  out.push(start, end, traceIdAt, startMs, endMs < 0 ? startMs : endMs, (error ? ERROR : 0) | (root ? ROOT : 0), resource);
+  return true;
 }
 
 /** A Span message decoded in full (what GET /api/traces/:id shows). */
-export function decodeSpan(buf: Buffer, start: number, end: number, res: Resource): StoredSpan {
+export function decodeSpan(buf: Buffer, start: number, end: number, res: SpanResource): StoredSpan {
   const r = new ProtoReader(buf, start, end);
   const span: StoredSpan = {
     traceId: '',
@@ -297,18 +254,18 @@ function eachMessage(buf: Buffer, start: number, end: number, field: number, wha
 export const MAX_SPAN_BYTES = 16 * 1024;
 
 /**
- * The spans of an ExportTraceServiceRequest as records. Their bytes are copied, together, into
- * one buffer of their own: a stored span then keeps only its own bytes alive, not the request's
- * (padding, oversized spans, a pooled slab). Spans whose ids have the wrong length, or whose
- * encoding passes MAX_SPAN_BYTES, are left out; bytes that are not a well-formed request throw
- * ProtoError.
+ * The spans of an ExportTraceServiceRequest, as received spans pointing into `buf`. Spans whose
+ * ids have the wrong length, or whose encoding passes MAX_SPAN_BYTES, are left out; bytes that
+ * are not a well-formed request throw ProtoError, before anything is returned (the receiver then
+ * stores nothing of them).
  */
-export function indexOtlpProto(buf: Buffer): SpanRecord[] {
-  const out: ProtoSpanRecord[] = [];
+export function indexOtlpProto(buf: Buffer): ReceivedSpans {
+  const resources: SpanResource[] = [];
+  const spans: number[] = [];
   eachMessage(buf, 0, buf.length, 1, 'ExportTraceServiceRequest.resource_spans', (rsStart, rsEnd) => {
     // A message's fields may come in any order: the resource is read before the spans use it.
     const r = new ProtoReader(buf, rsStart, rsEnd);
-    let res: Resource = { service: 'unknown', instance: '' };
+    let res: SpanResource = { service: 'unknown', instance: '' };
     const scopes: Array<{ start: number; end: number }> = [];
     while (!r.done) {
       const t = r.varint();
@@ -320,22 +277,83 @@ export function indexOtlpProto(buf: Buffer): SpanRecord[] {
         else scopes.push(at);
       } else r.skip(t & 7);
     }
+    const resource = resources.push(res) - 1;
     for (const ss of scopes) {
       eachMessage(buf, ss.start, ss.end, 2, 'ScopeSpans.spans', (start, end) => {
-        if (end - start > MAX_SPAN_BYTES) return;
-        const rec = indexSpan(buf, start, end, res);
-        if (rec) out.push(rec);
+        if (end - start <= MAX_SPAN_BYTES) indexSpan(buf, start, end, resource, spans);
       });
     }
   });
-  let total = 0;
-  for (const r of out) total += r.bytes;
-  const own = Buffer.allocUnsafeSlow(total);
-  let at = 0;
-  for (const r of out) {
-    const n = r.bytes;
-    r.moveTo(own, at);
-    at += n;
+  return { buf, resources, spans };
+}
+
+/** Every span of `received`, decoded in full. */
+export function decodeReceived(received: ReceivedSpans): StoredSpan[] {
+  const { buf, spans, resources } = received;
+  const out: StoredSpan[] = [];
+  for (let i = 0; i < spans.length; i += RECEIVED_FIELDS) {
+    out.push(decodeSpan(buf, spans[i + R_START] as number, spans[i + R_END] as number, resources[spans[i + R_RESOURCE] as number] as SpanResource));
   }
   return out;
+}
+
+const KIND_NUMBER = new Map(KINDS.map((k, i) => [k, i]));
+const TWO_32 = 4_294_967_296n;
+
+/** A decimal count of nanoseconds (1–20 digits, checked on arrival) as fixed64 halves. */
+function decimalToFixed64(decimal: string): { lo: number; hi: number } {
+  const v = BigInt.asUintN(64, BigInt(decimal));
+  return { lo: Number(v % TWO_32), hi: Number(v / TWO_32) };
+}
+
+/**
+ * Spans decoded from OTLP/JSON, encoded as OTLP `Span` messages: the one form the store keeps.
+ * decodeSpan gives each back as it was.
+ */
+export function encodeStored(stored: readonly StoredSpan[]): ReceivedSpans {
+  const w = new ProtoWriter(256 * Math.max(1, stored.length));
+  const resources: SpanResource[] = [];
+  const resourceIndex = new Map<string, number>();
+  const marks: number[] = [];
+  for (const s of stored) {
+    const key = `${s.service}\n${s.instance}`;
+    let resource = resourceIndex.get(key);
+    if (resource === undefined) {
+      resource = resources.push({ service: s.service, instance: s.instance }) - 1;
+      resourceIndex.set(key, resource);
+    }
+    const start = w.pos;
+    w.hex(1, s.traceId);
+    w.hex(2, s.spanId);
+    if (s.parentSpanId) w.hex(4, s.parentSpanId);
+    w.string(5, s.name);
+    w.uint(6, KIND_NUMBER.get(s.kind) ?? 0);
+    const st = decimalToFixed64(s.startTimeUnixNano);
+    w.fixed64(7, st.lo, st.hi);
+    const en = decimalToFixed64(s.endTimeUnixNano);
+    w.fixed64(8, en.lo, en.hi);
+    for (const name in s.attributes) {
+      const v = s.attributes[name] as string | number | boolean;
+      const kv = w.begin(9);
+      w.string(1, name);
+      const any = w.begin(2);
+      if (typeof v === 'string') w.string(1, v);
+      else if (typeof v === 'boolean') w.bool(2, v);
+      else if (Number.isSafeInteger(v)) w.int64(3, v);
+      else w.double(4, v);
+      w.end(any);
+      w.end(kv);
+    }
+    if (s.status !== 'UNSET' || s.statusMessage) {
+      const status = w.begin(15);
+      if (s.statusMessage) w.string(2, s.statusMessage);
+      w.uint(3, s.status === 'ERROR' ? 2 : s.status === 'OK' ? 1 : 0);
+      w.end(status);
+    }
+    marks.push(start, w.pos, resource);
+  }
+  const buf = Buffer.from(w.bytes());
+  const spans: number[] = [];
+  for (let i = 0; i < marks.length; i += 3) indexSpan(buf, marks[i] as number, marks[i + 1] as number, marks[i + 2] as number, spans);
+  return { buf, resources, spans };
 }

@@ -4,8 +4,9 @@ import { gunzip } from 'node:zlib';
 import { HttpError, badRequest } from '@concord/platform';
 import type { FastifyInstance } from 'fastify';
 import { OtlpError, decodeOtlpJsonBytes } from './otlp.js';
-import { ProtoError, indexOtlpProto } from './otlp-proto.js';
-import { type SpanRecord, type TraceStore, recordOf } from './store.js';
+import { ProtoError, encodeStored, indexOtlpProto } from './otlp-proto.js';
+import { RECEIVED_FIELDS, type ReceivedSpans } from './received.js';
+import type { TraceStore } from './store.js';
 
 const PROTOBUF = 'application/x-protobuf';
 
@@ -41,15 +42,15 @@ export function traceRoutes(app: FastifyInstance, store: TraceStore, onSpans?: (
           throw badRequest([{ path: '/body', message: `not a gzip stream, or more than ${MAX_OTLP_BYTES} bytes unpacked` }]);
         }
       }
-      let records: SpanRecord[];
+      let received: ReceivedSpans;
       try {
-        records = protobuf ? indexOtlpProto(bytes) : decodeOtlpJsonBytes(bytes).map(recordOf);
+        received = protobuf ? indexOtlpProto(bytes) : encodeStored(decodeOtlpJsonBytes(bytes));
       } catch (err) {
         if (err instanceof OtlpError || err instanceof ProtoError) throw badRequest([{ path: '/body', message: err.message }]);
         throw err;
       }
-      store.addRecords(records, Date.now());
-      onSpans?.(records.length);
+      store.addReceived(received, Date.now());
+      onSpans?.(received.spans.length / RECEIVED_FIELDS);
       reply.code(200);
       // OTLP answers in the request's encoding; an empty ExportTraceServiceResponse is zero bytes.
       if (protobuf) return reply.type(PROTOBUF).send(Buffer.alloc(0));

@@ -148,6 +148,8 @@ export class TraceStore {
   private liveTraces = 0;
   private liveSpans = 0;
   private liveBytes = 0;
+  /** Traces evicted so far (a row number found before an eviction may be stale after it). */
+  private evictions = 0;
   /** Spans refused: a trace past maxSpansPerTrace, or a span larger than the whole arena. */
   dropped = 0;
 
@@ -217,9 +219,10 @@ export class TraceStore {
         this.dropped++;
         continue;
       }
+      const evicted = this.evictions;
       const s = this.takeSpanRow(len);
       // Taking room may have evicted this span's trace (it was the oldest): it starts again.
-      t = this.find(buf, idAt);
+      if (this.evictions !== evicted && t !== NONE) t = this.find(buf, idAt);
       if (t === NONE) t = this.takeTraceRow(buf, idAt, nowMs);
       const r = spans[i + R_RESOURCE] as number;
       const given = received.resources[r] as SpanResource;
@@ -427,6 +430,7 @@ export class TraceStore {
     this.unindex(t);
     this.tFlags[t] = 0;
     this.liveTraces--;
+    this.evictions++;
   }
 
   // --- resources

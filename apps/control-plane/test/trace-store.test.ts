@@ -60,6 +60,9 @@ describe('the trace store', () => {
     assert.equal(store.spans, 3);
     assert.equal(store.size, 1);
     assert.equal(store.bytes, encodeStored(spans).buf.length, 'the store counts the spans’ encoded bytes');
+    // OTLP/JSON allows 20 digits; a time past 2⁶⁴ − 1 is kept as 2⁶⁴ − 1, not wrapped around.
+    store.add([span(2, 0, { endTimeUnixNano: '99999999999999999999' })], 0);
+    assert.equal(store.get(traceIdOf(2))?.spans[0]?.endTimeUnixNano, '18446744073709551615');
   });
 
   test('search: newest first; by service, status, duration and root name; a continued trace’s root is its earliest span whose parent is elsewhere', () => {

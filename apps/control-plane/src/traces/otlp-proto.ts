@@ -96,7 +96,7 @@ function statusOf(buf: Buffer, start: number, end: number): { code: number; mess
 /**
  * Reads the index fields of one Span message at `buf[start, end)` into `out` (RECEIVED_FIELDS
  * numbers); false, writing nothing, when its ids are not 16 and 8 bytes. Runs for every span
- * received: it allocates nothing.
+ * received: it allocates no more than its reader (and a status's).
  */
 function indexSpan(buf: Buffer, start: number, end: number, resource: number, out: number[]): boolean {
   const r = new ProtoReader(buf, start, end);
@@ -300,9 +300,12 @@ export function decodeReceived(received: ReceivedSpans): StoredSpan[] {
 const KIND_NUMBER = new Map(KINDS.map((k, i) => [k, i]));
 const TWO_32 = 4_294_967_296n;
 
-/** A decimal count of nanoseconds (1–20 digits, checked on arrival) as fixed64 halves. */
+const MAX_FIXED64 = (1n << 64n) - 1n;
+
+/** A decimal count of nanoseconds (1–20 digits, checked on arrival) as fixed64 halves; above 2⁶⁴ − 1, that. */
 function decimalToFixed64(decimal: string): { lo: number; hi: number } {
-  const v = BigInt.asUintN(64, BigInt(decimal));
+  let v = BigInt(decimal);
+  if (v > MAX_FIXED64) v = MAX_FIXED64;
   return { lo: Number(v % TWO_32), hi: Number(v / TWO_32) };
 }
 

@@ -206,4 +206,40 @@ describe('the trace store', () => {
     assert.ok(leastBytesLater > 0.75 * bounds.maxBytes, `at least ${leastBytesLater} bytes held once full`);
     assert.ok(mostBytes > 1.2 * 1_048_576, `the arena grew past its first MiB (${mostBytes} bytes held at most)`);
   });
+
+  for (const bound of ['spans', 'bytes'] as const) {
+    test(`traces whose spans interleave all over the ring (bound by ${bound}): evicting the oldest leaves holes everywhere, compaction gives them back, and the store stays near its bound with every trace exact`, () => {
+      // Twelve traces in turn, each a long while: when the oldest goes, its spans are holes all
+      // over the ring. Without compaction the next span would evict the next trace, and the next.
+      const bounds = bound === 'spans' ? limits({ maxSpans: 300, maxSpansPerTrace: 10_000 }) : limits({ maxBytes: 30_000, maxSpansPerTrace: 10_000 });
+      const store = new TraceStore(bounds);
+      const model = new Map<number, string[]>();
+      let least = Number.POSITIVE_INFINITY;
+      const live = [...Array(12).keys()].map((i) => i + 1);
+      let nextTrace = 13;
+      for (let step = 0; step < 6000; step++) {
+        // Now and then the oldest trace is done and a new one starts.
+        if (step % 500 === 499) {
+          live.shift();
+          live.push(nextTrace++);
+        }
+        const trace = live[step % live.length] as number;
+        const s = span(trace, step % 1000, { attributes: { pad: 'y'.repeat(step % 60) } });
+        store.add([s], 0);
+        const got = store.get(traceIdOf(trace));
+        assert.ok(got);
+        const ids = got.spans.map((x) => x.spanId);
+        const expected = ids.length === 1 ? [s.spanId] : [...(model.get(trace) ?? []), s.spanId];
+        assert.deepEqual([...ids].sort(), [...expected].sort(), `trace ${trace} at step ${step}`);
+        model.set(trace, expected);
+        if (step >= 1000) least = Math.min(least, bound === 'spans' ? store.spans / bounds.maxSpans : store.bytes / bounds.maxBytes);
+        assert.ok(store.spans <= bounds.maxSpans && store.bytes <= bounds.maxBytes, `bounds at step ${step}`);
+      }
+      for (const [trace, ids] of model) {
+        const got = store.get(traceIdOf(trace));
+        if (got) assert.deepEqual(got.spans.map((x) => x.spanId).sort(), [...ids].sort(), `trace ${trace} at the end`);
+      }
+      assert.ok(least > 0.75, `the store held at least ${(least * 100).toFixed(0)} % of its bound once full`);
+    });
+  }
 });

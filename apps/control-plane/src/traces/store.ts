@@ -13,10 +13,12 @@
  * scavenging took the largest share). Columns are allocated once; the arena grows by doubling up
  * to its bound.
  *
- * Spans and traces each take the next row of a ring. When a bound would be passed, the oldest
- * row goes, and with it its whole trace (the oldest traces go first, as the README says). Rows
- * of evicted traces stay reserved, as holes, until the ring's tail passes them: the bounds hold
- * on what is reserved, so memory holds too.
+ * Spans and traces each take the next row of a ring. The bounds hold on what is stored: when a
+ * span would pass one, the oldest traces go, whole (the oldest traces go first, as the README
+ * says). An evicted trace's spans leave holes in the span ring; holes at its tail are given back
+ * at once, and the rest by compaction, which copies the stored spans to the front of fresh
+ * columns and arena. The ring has a quarter more rows and bytes than the bounds for holes, so a
+ * compaction frees at least that quarter and its cost spreads over the spans that filled it.
  */
 import { invariant } from '@concord/core';
 import { decodeSpan, encodeStored } from './otlp-proto.js';
@@ -71,7 +73,7 @@ export interface TraceLimits {
 
 export const DEFAULT_TRACE_LIMITS: TraceLimits = { maxTraces: 20_000, maxSpans: 30_000, maxBytes: 32 * 1_048_576, maxSpansPerTrace: 2000, retentionMs: 60 * 60_000 };
 
-/** The arena's largest size: offsets are 32-bit. */
+/** maxBytes at most: offsets are 32-bit, and the arena keeps a quarter more for holes. */
 export const MAX_ARENA_BYTES = 2048 * 1_048_576;
 /** The arena's first size; it doubles as spans need room, up to maxBytes. */
 const FIRST_ARENA_BYTES = 1_048_576;
@@ -82,6 +84,7 @@ const LIVE = 4;
 /** A trace holding a service without a bit. */
 const OTHER_SERVICE = 8;
 const NONE = -1;
+const TRACE_ID = /^[0-9a-f]{32}$/;
 
 interface ResourceRow extends SpanResource {
   /** The bit of its service in a trace's service set, or -1. */
@@ -102,17 +105,45 @@ function hashId(bytes: Uint8Array, at: number, seed: number): number {
   return h >>> 0;
 }
 
+/** The columns of the span rows. */
+interface SpanRows {
+  /** Where the span's bytes start in the arena, and how many. */
+  off: Uint32Array;
+  len: Uint32Array;
+  startMs: Float64Array;
+  endMs: Float64Array;
+  /** LIVE | ERROR | ROOT. */
+  flags: Uint8Array;
+  res: Int32Array;
+  trace: Int32Array;
+  /** The next span row of the same trace, or NONE. */
+  next: Int32Array;
+}
+
+function spanRows(n: number): SpanRows {
+  return {
+    off: new Uint32Array(n),
+    len: new Uint32Array(n),
+    startMs: new Float64Array(n),
+    endMs: new Float64Array(n),
+    flags: new Uint8Array(n),
+    res: new Int32Array(n),
+    trace: new Int32Array(n),
+    next: new Int32Array(n),
+  };
+}
+
 export class TraceStore {
   private readonly limits: TraceLimits;
-  // Span rows: a ring from sTail (oldest reserved) to sHead (next to take).
-  private readonly sOff: Uint32Array;
-  private readonly sLen: Uint32Array;
-  private readonly sStartMs: Float64Array;
-  private readonly sEndMs: Float64Array;
-  private readonly sFlags: Uint8Array;
-  private readonly sRes: Int32Array;
-  private readonly sTrace: Int32Array;
-  private readonly sNext: Int32Array;
+  /** Span rows: a ring from sTail (oldest reserved) to sHead (next to take), of rowCap rows. */
+  private rows: SpanRows;
+  /** The columns a compaction writes into next (the previous ones, reused). */
+  private spare: SpanRows;
+  /** Old row → new row during a compaction. */
+  private readonly moved: Int32Array;
+  private readonly rowCap: number;
+  /** The arena's largest size: maxBytes and a quarter for holes. */
+  private readonly arenaCap: number;
   private sTail = 0;
   private sHead = 0;
   private sUsed = 0;
@@ -157,17 +188,13 @@ export class TraceStore {
     invariant(limits.maxTraces >= 1 && limits.maxSpans >= 1 && limits.maxBytes >= 1 && limits.maxSpansPerTrace >= 1, 'trace store limits are positive');
     invariant(limits.maxBytes <= MAX_ARENA_BYTES, `the trace store holds at most ${MAX_ARENA_BYTES} bytes`);
     this.limits = limits;
-    const S = limits.maxSpans;
     const T = limits.maxTraces;
-    this.sOff = new Uint32Array(S);
-    this.sLen = new Uint32Array(S);
-    this.sStartMs = new Float64Array(S);
-    this.sEndMs = new Float64Array(S);
-    this.sFlags = new Uint8Array(S);
-    this.sRes = new Int32Array(S);
-    this.sTrace = new Int32Array(S);
-    this.sNext = new Int32Array(S);
-    this.arena = Buffer.allocUnsafeSlow(Math.min(limits.maxBytes, FIRST_ARENA_BYTES));
+    this.rowCap = limits.maxSpans + Math.max(16, Math.ceil(limits.maxSpans / 4));
+    this.arenaCap = limits.maxBytes + Math.max(4096, Math.ceil(limits.maxBytes / 4));
+    this.rows = spanRows(this.rowCap);
+    this.spare = spanRows(this.rowCap);
+    this.moved = new Int32Array(this.rowCap);
+    this.arena = Buffer.allocUnsafeSlow(Math.min(this.arenaCap, FIRST_ARENA_BYTES));
     this.tId = new Uint8Array(T * 16);
     this.tFirst = new Int32Array(T);
     this.tLast = new Int32Array(T);
@@ -220,33 +247,35 @@ export class TraceStore {
         continue;
       }
       const evicted = this.evictions;
-      const s = this.takeSpanRow(len);
-      // Taking room may have evicted this span's trace (it was the oldest): it starts again.
+      // The oldest traces go until this span fits the bounds (its own trace among them, when it
+      // is the oldest: it then starts again).
+      while (this.liveSpans >= this.limits.maxSpans || this.liveBytes + len > this.limits.maxBytes) this.evictOldest();
       if (this.evictions !== evicted && t !== NONE) t = this.find(buf, idAt);
+      const s = this.takeSpanRow(len);
       if (t === NONE) t = this.takeTraceRow(buf, idAt, nowMs);
       const r = spans[i + R_RESOURCE] as number;
       const given = received.resources[r] as SpanResource;
       let res = rows[r] as number;
       const row = res === NONE ? null : this.resources[res];
       if (!row || row.service !== given.service || row.instance !== given.instance) res = rows[r] = this.internResource(given);
-      buf.copy(this.arena, this.sOff[s] as number, start, start + len);
+      buf.copy(this.arena, this.rows.off[s] as number, start, start + len);
       const startMs = spans[i + R_START_MS] as number;
       const endMs = spans[i + R_END_MS] as number;
       const flags = (spans[i + R_FLAGS] as number) & (ERROR | ROOT);
-      this.sLen[s] = len;
-      this.sStartMs[s] = startMs;
-      this.sEndMs[s] = endMs;
-      this.sFlags[s] = flags | LIVE;
-      this.sRes[s] = res;
-      this.sTrace[s] = t;
-      this.sNext[s] = NONE;
+      this.rows.len[s] = len;
+      this.rows.startMs[s] = startMs;
+      this.rows.endMs[s] = endMs;
+      this.rows.flags[s] = flags | LIVE;
+      this.rows.res[s] = res;
+      this.rows.trace[s] = t;
+      this.rows.next[s] = NONE;
       (this.resources[res] as ResourceRow).refs++;
       if (this.tCount[t] === 0) {
         this.tFirst[t] = s;
         this.tStartMs[t] = startMs;
         this.tEndMs[t] = endMs;
       } else {
-        this.sNext[this.tLast[t] as number] = s;
+        this.rows.next[this.tLast[t] as number] = s;
         if (startMs < (this.tStartMs[t] as number)) this.tStartMs[t] = startMs;
         if (endMs > (this.tEndMs[t] as number)) this.tEndMs[t] = endMs;
       }
@@ -277,28 +306,27 @@ export class TraceStore {
 
   // --- span rows and the arena
 
-  /** Reserves the next span row and `len` bytes of arena for it (sOff set); evicts the oldest traces as needed. */
+  /** Reserves the next span row and `len` bytes of arena for it (its offset set). Evicts nothing. */
   private takeSpanRow(len: number): number {
-    for (;;) {
-      if (this.sUsed === this.limits.maxSpans) {
-        this.releaseSpanTail();
-        continue;
-      }
-      const at = this.room(len);
+    for (let compactions = 0; ; compactions++) {
+      // Holes at the tail (spans of evicted traces) are given back at once.
+      while (this.sUsed > 0 && !((this.rows.flags[this.sTail] as number) & LIVE)) this.releaseSpanTail();
+      const at = this.sUsed < this.rowCap ? this.room(len) : -1;
       if (at >= 0) {
         const s = this.sHead;
         if (at < this.writeAt) this.wrapped = true;
-        this.sOff[s] = at;
+        this.rows.off[s] = at;
         this.writeAt = at + len;
-        this.sHead = (s + 1) % this.limits.maxSpans;
+        this.sHead = (s + 1) % this.rowCap;
         this.sUsed++;
         return s;
       }
-      if (this.arena.length < this.limits.maxBytes) this.grow();
-      else {
-        invariant(this.sUsed > 0, 'an empty arena has room for any span within maxBytes');
-        this.releaseSpanTail();
-      }
+      // No row or no run of bytes free: the holes are inside the ring. Each compaction either
+      // grows the arena or, at its cap, leaves rowCap − maxSpans rows and arenaCap − maxBytes
+      // bytes free, which fit any span the bounds let in.
+      invariant(compactions < 40, 'a compaction makes room for a span within the bounds');
+      const needsBytes = this.sUsed < this.rowCap || this.liveBytes + len > this.arena.length;
+      this.compact(needsBytes && this.arena.length < this.arenaCap ? Math.min(this.arenaCap, this.arena.length * 2) : this.arena.length);
     }
   }
 
@@ -310,37 +338,63 @@ export class TraceStore {
       this.wrapped = false;
       return len <= size ? 0 : -1;
     }
-    const tailAt = this.sOff[this.sTail] as number;
+    const tailAt = this.rows.off[this.sTail] as number;
     if (this.wrapped) return tailAt - this.writeAt >= len ? this.writeAt : -1;
     if (size - this.writeAt >= len) return this.writeAt;
     return tailAt >= len ? 0 : -1;
   }
 
-  /** The oldest span row is given back (its trace evicted first if still stored). */
+  /** Gives back the oldest span row, a hole. */
   private releaseSpanTail(): void {
     const s = this.sTail;
-    if ((this.sFlags[s] as number) & LIVE) this.evict(this.sTrace[s] as number);
-    const at = this.sOff[s] as number;
-    this.sTail = (s + 1) % this.limits.maxSpans;
+    invariant(!((this.rows.flags[s] as number) & LIVE), 'only a hole is given back');
+    const at = this.rows.off[s] as number;
+    this.sTail = (s + 1) % this.rowCap;
     this.sUsed--;
     // The tail passed the point where writing wrapped: the bytes are in one run again.
-    if (this.sUsed === 0 || (this.sOff[this.sTail] as number) < at) this.wrapped = false;
+    if (this.sUsed === 0 || (this.rows.off[this.sTail] as number) < at) this.wrapped = false;
   }
 
-  /** A twice larger arena (up to maxBytes), the reserved spans copied to its start in ring order. */
-  private grow(): void {
-    const next = Buffer.allocUnsafeSlow(Math.min(this.limits.maxBytes, this.arena.length * 2));
+  /**
+   * Copies the stored spans, in ring order, to the front of the spare columns and of a fresh
+   * arena of `size` bytes (holes left out), and renumbers the rows their traces point to.
+   */
+  private compact(size: number): void {
+    const from = this.rows;
+    const to = this.spare;
+    const arena = Buffer.allocUnsafeSlow(size);
+    let k = 0;
     let at = 0;
-    for (let i = 0, s = this.sTail; i < this.sUsed; i++, s = (s + 1) % this.limits.maxSpans) {
-      const off = this.sOff[s] as number;
-      this.sOff[s] = at;
-      if ((this.sFlags[s] as number) & LIVE) {
-        const len = this.sLen[s] as number;
-        this.arena.copy(next, at, off, off + len);
-        at += len;
-      }
+    for (let i = 0, s = this.sTail; i < this.sUsed; i++, s = (s + 1) % this.rowCap) {
+      if (!((from.flags[s] as number) & LIVE)) continue;
+      const off = from.off[s] as number;
+      const len = from.len[s] as number;
+      this.arena.copy(arena, at, off, off + len);
+      this.moved[s] = k;
+      to.off[k] = at;
+      to.len[k] = len;
+      to.startMs[k] = from.startMs[s] as number;
+      to.endMs[k] = from.endMs[s] as number;
+      to.flags[k] = from.flags[s] as number;
+      to.res[k] = from.res[s] as number;
+      to.trace[k] = from.trace[s] as number;
+      to.next[k] = from.next[s] as number;
+      at += len;
+      k++;
     }
-    this.arena = next;
+    invariant(k === this.liveSpans && at === this.liveBytes, 'a compaction keeps every stored span');
+    for (let j = 0; j < k; j++) if (to.next[j] !== NONE) to.next[j] = this.moved[to.next[j] as number] as number;
+    for (let i = 0, t = this.tTail; i < this.tUsed; i++, t = (t + 1) % this.limits.maxTraces) {
+      if (!((this.tFlags[t] as number) & LIVE) || this.tCount[t] === 0) continue;
+      this.tFirst[t] = this.moved[this.tFirst[t] as number] as number;
+      this.tLast[t] = this.moved[this.tLast[t] as number] as number;
+    }
+    this.spare = from;
+    this.rows = to;
+    this.arena = arena;
+    this.sTail = 0;
+    this.sHead = k % this.rowCap;
+    this.sUsed = k;
     this.writeAt = at;
     this.wrapped = false;
   }
@@ -369,6 +423,14 @@ export class TraceStore {
     this.table[i] = t;
     this.liveTraces++;
     return t;
+  }
+
+  /** The oldest stored trace goes (the trace ring's tail: every eviction is of its oldest). */
+  private evictOldest(): void {
+    while (this.tUsed > 0 && !((this.tFlags[this.tTail] as number) & LIVE)) this.releaseTraceTail();
+    invariant(this.tUsed > 0, 'a bound is passed only while a trace is stored');
+    this.evict(this.tTail);
+    this.releaseTraceTail();
   }
 
   private releaseTraceTail(): void {
@@ -421,11 +483,11 @@ export class TraceStore {
   /** A whole trace goes: its spans' rows become holes until the ring's tail passes them. */
   private evict(t: number): void {
     invariant(((this.tFlags[t] as number) & LIVE) !== 0, 'only a stored trace is evicted');
-    for (let s = this.tFirst[t] as number; s !== NONE; s = this.sNext[s] as number) {
-      this.sFlags[s] = (this.sFlags[s] as number) & ~LIVE;
+    for (let s = this.tFirst[t] as number; s !== NONE; s = this.rows.next[s] as number) {
+      this.rows.flags[s] = (this.rows.flags[s] as number) & ~LIVE;
       this.liveSpans--;
-      this.liveBytes -= this.sLen[s] as number;
-      this.releaseResource(this.sRes[s] as number);
+      this.liveBytes -= this.rows.len[s] as number;
+      this.releaseResource(this.rows.res[s] as number);
     }
     this.unindex(t);
     this.tFlags[t] = 0;
@@ -463,8 +525,8 @@ export class TraceStore {
   // --- queries
 
   private span(s: number): StoredSpan {
-    const off = this.sOff[s] as number;
-    return decodeSpan(this.arena, off, off + (this.sLen[s] as number), this.resources[this.sRes[s] as number] as SpanResource);
+    const off = this.rows.off[s] as number;
+    return decodeSpan(this.arena, off, off + (this.rows.len[s] as number), this.resources[this.rows.res[s] as number] as SpanResource);
   }
 
   private traceIdOf(t: number): string {
@@ -472,19 +534,19 @@ export class TraceStore {
   }
 
   get(traceId: string): { traceId: string; spans: StoredSpan[] } | null {
+    if (!TRACE_ID.test(traceId)) return null;
     const id = Buffer.from(traceId, 'hex');
-    if (id.length !== 16) return null;
     const t = this.find(id, 0);
     if (t === NONE) return null;
     const spans: StoredSpan[] = [];
-    for (let s = this.tFirst[t] as number; s !== NONE; s = this.sNext[s] as number) spans.push(this.span(s));
+    for (let s = this.tFirst[t] as number; s !== NONE; s = this.rows.next[s] as number) spans.push(this.span(s));
     return { traceId, spans: spans.sort(byStart) };
   }
 
   private servicesOf(t: number): string[] {
     const out = new Set<string>();
     if ((this.tFlags[t] as number) & OTHER_SERVICE) {
-      for (let s = this.tFirst[t] as number; s !== NONE; s = this.sNext[s] as number) out.add((this.resources[this.sRes[s] as number] as ResourceRow).service);
+      for (let s = this.tFirst[t] as number; s !== NONE; s = this.rows.next[s] as number) out.add((this.resources[this.rows.res[s] as number] as ResourceRow).service);
     } else {
       const lo = this.tServicesLo[t] as number;
       const hi = this.tServicesHi[t] as number;
@@ -497,7 +559,7 @@ export class TraceStore {
     const bit = this.serviceBits.get(service);
     if (bit !== undefined && (bit < 32 ? (this.tServicesLo[t] as number) & (1 << bit) : (this.tServicesHi[t] as number) & (1 << (bit - 32)))) return true;
     if (!((this.tFlags[t] as number) & OTHER_SERVICE)) return false;
-    for (let s = this.tFirst[t] as number; s !== NONE; s = this.sNext[s] as number) if ((this.resources[this.sRes[s] as number] as ResourceRow).service === service) return true;
+    for (let s = this.tFirst[t] as number; s !== NONE; s = this.rows.next[s] as number) if ((this.resources[this.rows.res[s] as number] as ResourceRow).service === service) return true;
     return false;
   }
 
@@ -509,14 +571,14 @@ export class TraceStore {
   private headOf(t: number): { rootService: string; rootName: string; startTimeUnixNano: string } {
     let first = NONE;
     let root = NONE;
-    for (let s = this.tFirst[t] as number; s !== NONE; s = this.sNext[s] as number) {
-      if (first === NONE || (this.sStartMs[s] as number) < (this.sStartMs[first] as number)) first = s;
-      if ((this.sFlags[s] as number) & ROOT && (root === NONE || (this.sStartMs[s] as number) < (this.sStartMs[root] as number))) root = s;
+    for (let s = this.tFirst[t] as number; s !== NONE; s = this.rows.next[s] as number) {
+      if (first === NONE || (this.rows.startMs[s] as number) < (this.rows.startMs[first] as number)) first = s;
+      if ((this.rows.flags[s] as number) & ROOT && (root === NONE || (this.rows.startMs[s] as number) < (this.rows.startMs[root] as number))) root = s;
     }
     let rootSpan = root === NONE ? undefined : this.span(root);
     if (!rootSpan) {
       const spans: StoredSpan[] = [];
-      for (let s = this.tFirst[t] as number; s !== NONE; s = this.sNext[s] as number) spans.push(this.span(s));
+      for (let s = this.tFirst[t] as number; s !== NONE; s = this.rows.next[s] as number) spans.push(this.span(s));
       const ids = new Set(spans.map((x) => x.spanId));
       rootSpan = spans.filter((x) => !x.parentSpanId || !ids.has(x.parentSpanId)).sort(byStart)[0] ?? spans[0];
     }

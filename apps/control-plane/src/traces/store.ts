@@ -10,14 +10,14 @@
  * enough to be promoted to V8's old generation and died there. With one object per span, the
  * control plane's garbage collection cost more than everything else it did for the spans
  * (profiled with perf: of the control plane's extra CPU at 100 % sampling, marking, sweeping and
- * scavenging took the largest share). Columns are allocated once; the arena grows by doubling up
- * to its bound.
+ * scavenging took the largest share). Columns are allocated once, twice over (a compaction
+ * writes into the spare set); the arena starts at 1 MiB and doubles up to its cap.
  *
  * Spans and traces each take the next row of a ring. The bounds hold on what is stored: when a
  * span would pass one, the oldest traces go, whole (the oldest traces go first, as the README
  * says). An evicted trace's spans leave holes in the span ring; holes at its tail are given back
- * at once, and the rest by compaction, which copies the stored spans to the front of fresh
- * columns and arena. The ring has a quarter more rows and bytes than the bounds for holes, so a
+ * at once, and the rest by compaction, which copies the stored spans to the front of the spare
+ * columns and a fresh arena (for that moment, the old arena and the new one are both held). The ring has a quarter more rows and bytes than the bounds for holes, so a
  * compaction frees at least that quarter and its cost spreads over the spans that filled it.
  */
 import { invariant } from '@concord/core';
@@ -181,7 +181,7 @@ export class TraceStore {
   private liveBytes = 0;
   /** Traces evicted so far (a row number found before an eviction may be stale after it). */
   private evictions = 0;
-  /** Spans refused: a trace past maxSpansPerTrace, or a span larger than the whole arena. */
+  /** Spans refused: a trace past maxSpansPerTrace, or a span larger than maxBytes. */
   dropped = 0;
 
   constructor(limits: TraceLimits = DEFAULT_TRACE_LIMITS) {

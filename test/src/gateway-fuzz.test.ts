@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
+import { mulberry32 } from '@concord/core';
 import { ADMIN_ENV, adminLogin, http, newUser, ONE_OF_EACH, pollUntil, startSystem, type System, type TestUser } from './harness.js';
 import { RawConnection, type RawResponse } from './raw-http.js';
 
@@ -45,16 +46,9 @@ before(async () => {
 });
 after(() => sys?.stop());
 
-/** mulberry32: a small seeded PRNG, so every run sends the same requests. */
+/** A seeded PRNG (the core's mulberry32), so every run sends the same requests. */
 function prng(seed: number): { next: () => number; int: (n: number) => number; pick: <T>(xs: readonly T[]) => T; bytes: (n: number) => Buffer } {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
+  const next = mulberry32(seed);
   const int = (n: number) => Math.floor(next() * n);
   return { next, int, pick: (xs) => xs[int(xs.length)] as never, bytes: (n) => Buffer.from(Array.from({ length: n }, () => int(256))) };
 }

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { mulberry32 } from '@concord/core';
 import { ADMIN_ENV, type JsonResponse, type System, adminLogin, http, instances, newUser, pollUntil, serviceUrl, startSystem } from './harness.js';
 
 interface Counters {
@@ -22,18 +23,6 @@ function assertProblem(r: JsonResponse<unknown>, status: number, slug?: string, 
   assert.match(r.headers.get('content-type') ?? '', PROBLEM);
   if (slug) assert.equal(body.type, `https://concord.dev/problems/${slug}`, r.text);
   if (path) assert.equal(body.errors?.[0]?.path, path, r.text);
-}
-
-/** A small seeded PRNG (mulberry32), so a failing run can be repeated. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 describe('inventory service', () => {
@@ -264,7 +253,7 @@ describe('inventory service', () => {
 
   test('200 concurrent reservations on 3 scarce products across two instances never oversell, and every unit is accounted for', async () => {
     const seed = Date.now() % 1_000_000;
-    const rnd = prng(seed);
+    const rnd = mulberry32(seed);
     const pids = [await product(40, 'hot'), await product(25, 'hot'), await product(10, 'hot')];
     const initial = new Map(pids.map((p, i) => [p, [40, 25, 10][i]!]));
     const requests = Array.from({ length: 200 }, () => {

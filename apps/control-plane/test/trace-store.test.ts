@@ -5,22 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { mulberry32 } from '@concord/core';
 import { encodeStored } from '../src/traces/otlp-proto.js';
 import { type StoredSpan, TraceStore, type TraceLimits } from '../src/traces/store.js';
 
 const T0_NS = 1_790_000_000_000_000_000n;
-
-/** A deterministic generator (mulberry32): the random test replays the same way every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 const hex = (n: number, digits: number): string => n.toString(16).padStart(digits, '0').slice(-digits);
 const traceIdOf = (n: number): string => `${hex(n, 8)}${'0'.repeat(16)}${hex(n * 7 + 1, 8)}`;
@@ -138,7 +127,7 @@ describe('the trace store', () => {
   });
 
   test('random arrivals (interleaved traces, spans of 40 B to 16 KiB, instances coming and going) against a model: every stored trace is whole and exact; bounds hold; the newest trace stays', () => {
-    const random = rng(20261127);
+    const random = mulberry32(20261127);
     const bounds = limits({ maxTraces: 2000, maxSpans: 20_000, maxBytes: 1.5 * 1_048_576, maxSpansPerTrace: 40 });
     let mostBytes = 0;
     let leastBytesLater = Number.POSITIVE_INFINITY;

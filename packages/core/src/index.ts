@@ -9,3 +9,4 @@ export * as mesh from './mesh/index.js';
 export * from './histogram.js';
 export * from './ids.js';
 export * from './protobuf.js';
+export * from './random.js';

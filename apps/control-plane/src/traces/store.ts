@@ -105,33 +105,23 @@ function hashId(bytes: Uint8Array, at: number, seed: number): number {
   return h >>> 0;
 }
 
-/** The columns of the span rows. */
-interface SpanRows {
-  /** Where the span's bytes start in the arena, and how many. */
-  off: Uint32Array;
-  len: Uint32Array;
-  startMs: Float64Array;
-  endMs: Float64Array;
-  /** LIVE | ERROR | ROOT. */
-  flags: Uint8Array;
-  res: Int32Array;
-  trace: Int32Array;
-  /** The next span row of the same trace, or NONE. */
-  next: Int32Array;
-}
-
-function spanRows(n: number): SpanRows {
+/** The columns of `n` span rows. */
+function spanRows(n: number) {
   return {
+    /** Where the span's bytes start in the arena, and how many. */
     off: new Uint32Array(n),
     len: new Uint32Array(n),
     startMs: new Float64Array(n),
     endMs: new Float64Array(n),
+    /** LIVE | ERROR | ROOT. */
     flags: new Uint8Array(n),
     res: new Int32Array(n),
     trace: new Int32Array(n),
+    /** The next span row of the same trace, or NONE. */
     next: new Int32Array(n),
   };
 }
+type SpanRows = ReturnType<typeof spanRows>;
 
 export class TraceStore {
   private readonly limits: TraceLimits;
@@ -157,7 +147,6 @@ export class TraceStore {
   private readonly tFirst: Int32Array;
   private readonly tLast: Int32Array;
   private readonly tCount: Int32Array;
-  private readonly tBytes: Float64Array;
   private readonly tStartMs: Float64Array;
   private readonly tEndMs: Float64Array;
   private readonly tReceivedMs: Float64Array;
@@ -199,7 +188,6 @@ export class TraceStore {
     this.tFirst = new Int32Array(T);
     this.tLast = new Int32Array(T);
     this.tCount = new Int32Array(T);
-    this.tBytes = new Float64Array(T);
     this.tStartMs = new Float64Array(T);
     this.tEndMs = new Float64Array(T);
     this.tReceivedMs = new Float64Array(T);
@@ -281,7 +269,6 @@ export class TraceStore {
       }
       this.tLast[t] = s;
       this.tCount[t] = (this.tCount[t] as number) + 1;
-      this.tBytes[t] = (this.tBytes[t] as number) + len;
       if (flags & ERROR) this.tFlags[t] = (this.tFlags[t] as number) | ERROR;
       const bit = (this.resources[res] as ResourceRow).bit;
       if (bit < 0) this.tFlags[t] = (this.tFlags[t] as number) | OTHER_SERVICE;
@@ -413,7 +400,6 @@ export class TraceStore {
     this.tFirst[t] = NONE;
     this.tLast[t] = NONE;
     this.tCount[t] = 0;
-    this.tBytes[t] = 0;
     this.tReceivedMs[t] = nowMs;
     this.tFlags[t] = LIVE;
     this.tServicesLo[t] = 0;

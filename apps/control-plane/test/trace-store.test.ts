@@ -38,7 +38,7 @@ describe('the trace store', () => {
   test('a span reads back exactly as it was stored: ids, times to the nanosecond, kind, status, attributes of every type', () => {
     const store = new TraceStore();
     const spans = [
-      span(1, 0, { attributes: { 'http.route': '/api/orders', 'http.response.status_code': 201, 'concord.ratio': 0.25, 'concord.retry': false, 'concord.offset': -3, 'ünïcode.key': 'välue ✓' } }),
+      span(1, 0, { attributes: { 'http.route': '/api/orders', 'http.response.status_code': 201, 'concord.ratio': 0.25, 'concord.retry': false, 'concord.offset': -3, 'concord.big': 1e20, 'concord.int64': 2 ** 62, 'ünïcode.key': 'välue ✓' } }),
       span(1, 1, { status: 'ERROR', statusMessage: 'disk I/O error', service: 'payment', instance: 'payment-2', kind: 'CLIENT' }),
       span(1, 2, { status: 'OK', endTimeUnixNano: '18446744073709551615' }),
     ];

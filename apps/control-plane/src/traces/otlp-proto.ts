@@ -6,6 +6,7 @@
  * from JSON are encoded the same way (encodeStored), so the store keeps one form.
  */
 import { ProtoError, ProtoReader, ProtoWriter, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, fixed64ToDecimal } from '@concord/core';
+import { writeKeyValues } from '@concord/platform/telemetry/otlp-proto';
 import { KINDS, SPAN_LIMITS } from './otlp.js';
 import { ERROR, R_END, R_RESOURCE, R_START, RECEIVED_FIELDS, ROOT, type ReceivedSpans, type SpanResource } from './received.js';
 import type { StoredSpan } from './store.js';
@@ -335,18 +336,7 @@ export function encodeStored(stored: readonly StoredSpan[]): ReceivedSpans {
     w.fixed64(7, st.lo, st.hi);
     const en = decimalToFixed64(s.endTimeUnixNano);
     w.fixed64(8, en.lo, en.hi);
-    for (const name in s.attributes) {
-      const v = s.attributes[name] as string | number | boolean;
-      const kv = w.begin(9);
-      w.string(1, name);
-      const any = w.begin(2);
-      if (typeof v === 'string') w.string(1, v);
-      else if (typeof v === 'boolean') w.bool(2, v);
-      else if (Number.isSafeInteger(v)) w.int64(3, v);
-      else w.double(4, v);
-      w.end(any);
-      w.end(kv);
-    }
+    writeKeyValues(w, 9, s.attributes);
     if (s.status !== 'UNSET' || s.statusMessage) {
       const status = w.begin(15);
       if (s.statusMessage) w.string(2, s.statusMessage);

@@ -43,6 +43,7 @@ const F_ANY_INT = 3;
 const F_ANY_DOUBLE = 4;
 const F_ANY_ARRAY = 5;
 const F_ARRAY_VALUES = 1;
+const INT64_LIMIT = 2 ** 63;
 
 function writeAnyValue(w: ProtoWriter, field: number, v: AttributeValue): void {
   const at = w.begin(field);
@@ -54,7 +55,8 @@ function writeAnyValue(w: ProtoWriter, field: number, v: AttributeValue): void {
       w.bool(F_ANY_BOOL, v);
       break;
     case 'number':
-      if (Number.isInteger(v)) w.int64(F_ANY_INT, v);
+      // int64 holds integers below 2⁶³ in magnitude; larger integral doubles (1e20) would wrap.
+      if (Number.isInteger(v) && v >= -INT64_LIMIT && v < INT64_LIMIT) w.int64(F_ANY_INT, v);
       else w.double(F_ANY_DOUBLE, v);
       break;
     default:
@@ -70,7 +72,8 @@ function writeAnyValue(w: ProtoWriter, field: number, v: AttributeValue): void {
   w.end(at);
 }
 
-function writeKeyValues(w: ProtoWriter, field: number, attrs: Attributes): void {
+/** Attributes as repeated OTLP `KeyValue`s in `field` (null and undefined values are left out). */
+export function writeKeyValues(w: ProtoWriter, field: number, attrs: Attributes): void {
   for (const key in attrs) {
     const v = attrs[key];
     if (v === undefined || v === null) continue;

@@ -18,7 +18,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { DEFAULT_TOPOLOGY, type LoadResult, benchEnv, loadTopology, prepare, runLoad, startEmbedded } from '@concord/cli';
+import { type CpuTally, DEFAULT_TOPOLOGY, type LoadResult, addCpu, benchEnv, cpuSecondsByInstance, cpuTotal, emptyCpuTally, loadTopology, perOrderUs, prepare, runLoad, startEmbedded } from '@concord/cli';
 import { OUT_DIR, json, median, pollUntil } from './system.js';
 
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 15_000);
@@ -125,53 +125,13 @@ function steadyRate(r: LoadResult): number {
   return (last.total.acknowledged - first.total.acknowledged) / ((last.elapsedMs - first.elapsedMs) / 1000);
 }
 
-/**
- * CPU seconds each instance has used (`process_cpu_seconds_total` from every target the control
- * plane lists for Prometheus), with its service. CPU per order is steadier than orders per second
- * on a shared machine: it does not depend on how much of the machine the system got.
- */
-async function cpuSecondsByInstance(controlUrl: string): Promise<Map<string, { service: string; seconds: number }>> {
-  const targets = (await json<Array<{ targets: string[]; labels: Record<string, string> }>>(`${controlUrl}/api/prometheus/targets`)).body;
-  const out = new Map<string, { service: string; seconds: number }>();
-  await Promise.all(
-    targets.map(async (t) => {
-      const address = t.targets[0] ?? '?';
-      const res = await fetch(`http://${address}${t.labels.__metrics_path__ ?? '/metrics'}`, { signal: AbortSignal.timeout(10_000) });
-      const line = (await res.text()).split('\n').find((l) => l.startsWith('process_cpu_seconds_total'));
-      const seconds = Number(line?.slice(line.lastIndexOf(' ') + 1));
-      if (!line || !Number.isFinite(seconds)) throw new Error(`${address} has no process_cpu_seconds_total`);
-      out.set(t.labels.instance_id ?? address, { service: t.labels.service ?? address, seconds });
-    }),
-  );
-  return out;
-}
-
-/** CPU used per phase: by service, in seconds, and the orders acknowledged meanwhile. */
-interface CpuTally {
-  seconds: Map<string, number>;
-  orders: number;
-}
-
-/** Adds a phase's CPU by service; an instance that restarted meanwhile counts from its restart (its counter began again). */
-function addCpu(into: CpuTally, before: Map<string, { seconds: number }>, after: Map<string, { service: string; seconds: number }>, orders: number): void {
-  for (const [instance, a] of after) {
-    const b = before.get(instance)?.seconds ?? a.seconds;
-    into.seconds.set(a.service, (into.seconds.get(a.service) ?? 0) + (a.seconds >= b ? a.seconds - b : a.seconds));
-  }
-  into.orders += orders;
-}
-
-const cpuTotal = (t: CpuTally) => [...t.seconds.values()].reduce((a, b) => a + b, 0);
-/** Microseconds of CPU per order. */
-const perOrderUs = (seconds: number, orders: number) => (seconds * 1e6) / Math.max(1, orders);
-
 /** Part 2: 100 % against 0 % sampling on one warmed-up system, switched by a Telemetry resource. */
 async function inPlace(): Promise<{ on: number[]; off: number[]; pairs: number[]; cpu: Record<number, CpuTally> }> {
   const { sys, prep } = await startWithUsers('telemetry-in-place', true);
   const on: number[] = [];
   const off: number[] = [];
   const pairs: number[] = [];
-  const cpu: Record<number, CpuTally> = { 0: { seconds: new Map(), orders: 0 }, 100: { seconds: new Map(), orders: 0 } };
+  const cpu: Record<number, CpuTally> = { 0: emptyCpuTally(), 100: emptyCpuTally() };
   try {
     const controlUrl = sys.controlUrl as string;
     if (SWITCH_WARMUP_MS > 0) await loader(sys, prep, 'in place, 100 %')('warm-up', SWITCH_WARMUP_MS);

@@ -10,3 +10,4 @@ export * from './bench/loadgen.js';
 export * from './bench/setup.js';
 export { benchEnv } from './bench/command.js';
 export * from './bench/report.js';
+export * from './bench/cpu.js';

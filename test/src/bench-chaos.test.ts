@@ -4,7 +4,7 @@
  * HTML report opens in a real browser and shows its plots.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { outputDir, runCli } from './harness.js';
@@ -20,6 +20,16 @@ test('a 10 s `concord bench` places orders, writes JSON and HTML reports, and it
   const html = /report: (\S+\.html)/.exec(r.out)?.[1];
   assert.ok(html && existsSync(html), 'the HTML report exists');
   assert.ok(existsSync(html.replace(/\.html$/, '.json')), 'the JSON report exists');
+  // Where an order's CPU goes: every service of the default topology, read from its metrics.
+  const report = JSON.parse(readFileSync(html.replace(/\.html$/, '.json'), 'utf8')) as { load: { acknowledged: number }; cpu: { orders: number; totalUs: number; byService: Array<{ service: string; us: number }>; generatorUs: number } | null };
+  assert.ok(report.cpu, 'the report has CPU per order');
+  assert.equal(report.cpu.orders, report.load.acknowledged);
+  assert.deepEqual(report.cpu.byService.map((c) => c.service).sort(), ['control-plane', 'gateway', 'inventory', 'order', 'payment', 'points', 'recommendation', 'user']);
+  for (const c of report.cpu.byService) assert.ok(c.us >= 0 && Number.isFinite(c.us), `${c.service}: ${c.us}`);
+  for (const busy of ['gateway', 'order', 'inventory', 'payment']) assert.ok((report.cpu.byService.find((c) => c.service === busy)?.us ?? 0) > 0, `${busy} used CPU for the orders`);
+  assert.ok(Math.abs(report.cpu.totalUs - report.cpu.byService.reduce((a, c) => a + c.us, 0)) < 1e-6 * report.cpu.totalUs + 1e-9);
+  assert.ok(report.cpu.generatorUs > 0);
+  assert.match(r.out, /CPU per order\s+[\d,]+ µs in the system/);
   if (!existsSync(CHROMIUM)) {
     t.diagnostic(`${CHROMIUM} is missing (apt-get install -y chromium); the browser check of the report is skipped`);
     return;

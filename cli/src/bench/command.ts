@@ -10,6 +10,7 @@ import { type EmbeddedSystem, startEmbedded } from '../embedded.js';
 import { DEFAULT_TOPOLOGY } from '../paths.js';
 import { loadTopology } from '../supervisor/topology.js';
 import { type ArgSpec, parseArgs, usage } from './args.js';
+import { type CpuSnapshot, addCpu, cpuPerOrder, cpuSecondsByInstance, emptyCpuTally } from './cpu.js';
 import { type LoadResult, runLoad } from './loadgen.js';
 import { type BenchReport, renderHtml, renderTable } from './report.js';
 import { prepare } from './setup.js';
@@ -31,6 +32,16 @@ export const BENCH_ARGS = {
 export const BENCH_USAGE = `usage: concord bench [options]\n${usage(BENCH_ARGS)}\n`;
 
 const say = (s: string) => process.stderr.write(`[bench] ${s}\n`);
+
+/** Every instance's CPU seconds, or null (said why) when an instance does not answer: the figures then go without it. */
+async function cpuSnapshot(controlUrl: string): Promise<CpuSnapshot | null> {
+  try {
+    return await cpuSecondsByInstance(controlUrl);
+  } catch (err) {
+    say(`CPU per order left out: ${(err as Error).message}`);
+    return null;
+  }
+}
 
 /** Environment for a system under load: limits that a bench would otherwise trip, quiet logs. */
 export function benchEnv(adminPassword: string): Record<string, string> {
@@ -86,7 +97,20 @@ export async function benchCommand(argv: string[]): Promise<number> {
     };
     // A warm-up (JIT, caches, connection pools) is audited like the rest but kept out of the figures.
     const warm = a.warmup > 0 ? await phase('warm-up', a.warmup) : null;
+    // CPU per order by service, over the measured phase (only when this bench started the system:
+    // it then knows the control plane, which lists every instance's metrics).
+    const controlUrl = sys?.controlUrl ?? null;
+    const cpuBefore = controlUrl ? await cpuSnapshot(controlUrl) : null;
+    const generatorBefore = process.cpuUsage();
     const load: LoadResult = await phase('measured', a.duration);
+    const generator = process.cpuUsage(generatorBefore);
+    const cpuAfter = controlUrl && cpuBefore ? await cpuSnapshot(controlUrl) : null;
+    let cpu: BenchReport['cpu'] = null;
+    if (cpuBefore && cpuAfter) {
+      const tally = emptyCpuTally();
+      addCpu(tally, cpuBefore, cpuAfter, load.acknowledged);
+      cpu = { ...cpuPerOrder(tally), generatorUs: (generator.user + generator.system) / Math.max(1, load.acknowledged) };
+    }
     if (warm) {
       say(`warm-up: ${warm.acknowledged} orders acknowledged (${warm.errors} errors), not in the figures below`);
       for (const k of ['acknowledged', 'seenConfirmed', 'cancelled'] as const) load.record[k] = [...warm.record[k], ...load.record[k]];
@@ -96,7 +120,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
       say('auditing (waits for every saga to finish)…');
       audit = await runAudit({ gatewayUrl, token: prep.admin, quietTimeoutMs: 120_000, record: load.record });
     }
-    const report: BenchReport = { kind: 'bench', command: `concord bench ${argv.join(' ')}`.trim(), load, audit };
+    const report: BenchReport = { kind: 'bench', command: `concord bench ${argv.join(' ')}`.trim(), load, audit, cpu };
     const base = join(outDir, `bench-${stamp}`);
     writeFileSync(`${base}.json`, JSON.stringify({ ...report, load: { ...load, record: { acknowledged: load.record.acknowledged.length, seenConfirmed: load.record.seenConfirmed.length } } }, null, 2));
     writeFileSync(`${base}.html`, renderHtml(report));

@@ -9,6 +9,11 @@ export interface BenchReport {
   audit: { ok: boolean; results: CheckResult[] } | null;
   extra?: Record<string, unknown>;
   events?: Array<{ atMs: number; label: string }>;
+  /**
+   * CPU per acknowledged order over the measured phase, by service (summed over its instances),
+   * when the bench knows the control plane; `generatorUs` is this process's own, not in the total.
+   */
+  cpu?: { orders: number; totalUs: number; byService: Array<{ service: string; us: number }>; generatorUs: number } | null;
 }
 
 const fmt = (n: number, d = 1) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
@@ -28,6 +33,10 @@ export function renderTable(r: BenchReport): string {
     ['HTTP statuses', Object.entries(l.statuses).map(([k, v]) => `${k}: ${v}`).join(', ')],
     ['order statuses', Object.entries(l.orderStatuses).map(([k, v]) => `${k}: ${v}`).join(', ')],
   ];
+  if (r.cpu) {
+    rows.push(['CPU per order', `${fmt(r.cpu.totalUs, 0)} µs in the system (load generator ${fmt(r.cpu.generatorUs, 0)} µs more)`]);
+    rows.push(['  by service (µs)', r.cpu.byService.map((c) => `${c.service} ${fmt(c.us, 0)}`).join(', ')]);
+  }
   const w = Math.max(...rows.map(([k]) => k.length));
   const lines = rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`);
   if (l.errorSamples.length) lines.push('', '  first errors:', ...l.errorSamples.slice(0, 5).map((e) => `    ${e}`));
@@ -88,6 +97,6 @@ figure{margin:16px 0}figcaption{font-weight:600;margin-bottom:4px}table{border-c
 <body><h1>Concord ${r.kind} — ${esc(r.load.startedAt)}</h1><p><code>${esc(r.command)}</code></p>
 <pre id="summary">${esc(renderTable(r))}</pre>${throughput}${latency}
 <h2>Audit</h2>${r.audit ? `<table id="audit">${auditRows}</table>` : '<p>not run</p>'}
-<script type="application/json" id="data">${JSON.stringify({ ticks: t, statuses: r.load.statuses, latency: r.load.latency, events: r.events ?? [] }).replace(/</g, '\\u003c')}</script>
+<script type="application/json" id="data">${JSON.stringify({ ticks: t, statuses: r.load.statuses, latency: r.load.latency, events: r.events ?? [], cpu: r.cpu ?? null }).replace(/</g, '\\u003c')}</script>
 </body></html>`;
 }

@@ -18,7 +18,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { type CpuTally, DEFAULT_TOPOLOGY, type LoadResult, addCpu, benchEnv, cpuSecondsByInstance, cpuTotal, emptyCpuTally, loadTopology, perOrderUs, prepare, runLoad, startEmbedded } from '@concord/cli';
+import { type CpuTally, DEFAULT_TOPOLOGY, type LoadResult, addCpu, benchEnv, cpuSecondsByInstance, cpuTotal, emptyCpuTally, loadTopology, perOrderUs, prepare, runLoad, startEmbedded, usersFor } from '@concord/cli';
 import { OUT_DIR, json, median, pollUntil } from './system.js';
 
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 15_000);
@@ -35,6 +35,10 @@ const SWITCH_PAIRS = Number(process.env.BENCH_SWITCH_PAIRS ?? 6);
 const PHASE_MS = Number(process.env.BENCH_PHASE_MS ?? 8_000);
 /** The in-place system's warm-up, long enough to reach the plateau (see WARMUP_MS). */
 const SWITCH_WARMUP_MS = Number(process.env.BENCH_SWITCH_WARMUP_MS ?? 75_000);
+/** The longest any one system places orders (part 1's warm-up and phase, or part 2's): its users' wallets must last that long. */
+const SYSTEM_RUN_MS = Math.max(WARMUP_MS + DURATION_MS, SWITCH_WARMUP_MS + 2 * SWITCH_PAIRS * PHASE_MS);
+/** Orders of a phase that may end otherwise than CONFIRMED before the run stops as not comparable. */
+const MAX_UNCONFIRMED_SHARE = 0.01;
 /** How long the data planes get to take a new sampling configuration. */
 const ACK_TIMEOUT_MS = 10_000;
 
@@ -56,7 +60,7 @@ async function startWithUsers(dir: string, tracing: boolean) {
   const env: Record<string, string> = { ...benchEnv(password), CONCORD_TRACING: String(tracing), OTEL_TRACES_SAMPLER: 'always_on' };
   const sys = await startEmbedded({ dir: join(OUT_DIR, dir), topology: loadTopology(DEFAULT_TOPOLOGY), env });
   try {
-    const prep = await prepare({ gatewayUrl: sys.gatewayUrl as string, adminEmail: env.CONCORD_ADMIN_EMAIL as string, adminPassword: password, users: 100, products: 50, progress: () => {} });
+    const prep = await prepare({ gatewayUrl: sys.gatewayUrl as string, adminEmail: env.CONCORD_ADMIN_EMAIL as string, adminPassword: password, users: usersFor({ ratePerS: 0, runMs: SYSTEM_RUN_MS, products: 50 }), products: 50, progress: () => {} });
     return { sys, prep };
   } catch (err) {
     await sys.stop();
@@ -74,7 +78,15 @@ function loader(sys: System, prep: Awaited<ReturnType<typeof prepare>>, label: s
       ratePerS: 0,
       connections: CONNECTIONS,
       onTick: (t) => process.stderr.write(`\r[bench:telemetry] ${label} ${phase} ${Math.round(t.elapsedMs / 1000)}s  ${t.acknowledged}/s  p99 ${t.p99Ms.toFixed(0)} ms   `),
-    }).finally(() => process.stderr.write('\n'));
+    })
+      .then((r) => {
+        // Phases compare like with like only while orders go through: refused ones (a drained
+        // wallet, no stock) take a shorter path with fewer spans.
+        const refused = Object.entries(r.orderStatuses).reduce((n, [status, count]) => (status === 'CONFIRMED' ? n : n + count), 0);
+        if (refused > MAX_UNCONFIRMED_SHARE * r.acknowledged) throw new Error(`${label} ${phase}: ${refused} of ${r.acknowledged} orders did not end CONFIRMED (${JSON.stringify(r.orderStatuses)}); the figures would not compare`);
+        return r;
+      })
+      .finally(() => process.stderr.write('\n'));
 }
 
 /** Part 1: one configuration on a freshly started system. */

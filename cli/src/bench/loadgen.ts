@@ -88,6 +88,19 @@ export function intendedOffsetMs(k: number, ratePerS: number): number {
   return (k / ratePerS) * 1000;
 }
 
+/** An order the generator places: 1 to MAX_LINES distinct products, each 1 to MAX_QUANTITY units (uniformly). */
+export const MAX_LINES = 3;
+export const MAX_QUANTITY = 2;
+
+/** What the generator's orders cost on average, in cents, over products priced `pricesCents`. */
+export function meanOrderCents(pricesCents: readonly number[]): number {
+  if (pricesCents.length === 0) return 0;
+  const meanPrice = pricesCents.reduce((a, b) => a + b, 0) / pricesCents.length;
+  let lines = 0;
+  for (let l = 1; l <= MAX_LINES; l++) lines += Math.min(l, pricesCents.length) / MAX_LINES;
+  return lines * ((1 + MAX_QUANTITY) / 2) * meanPrice;
+}
+
 /** How long one order may keep being retried. */
 const RETRY_BUDGET_MS = 30_000;
 const QUEUE_PER_CONNECTION = 64;
@@ -123,10 +136,10 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const maxOutstanding = o.connections * QUEUE_PER_CONNECTION;
 
   const body = () => {
-    const lines = 1 + Math.floor(random() * 3);
+    const lines = 1 + Math.floor(random() * MAX_LINES);
     const picks = new Set<string>();
     while (picks.size < Math.min(lines, o.productIds.length)) picks.add(o.productIds[Math.floor(random() * o.productIds.length)] as string);
-    return JSON.stringify({ items: [...picks].map((productId) => ({ productId, quantity: 1 + Math.floor(random() * 2) })) });
+    return JSON.stringify({ items: [...picks].map((productId) => ({ productId, quantity: 1 + Math.floor(random() * MAX_QUANTITY) })) });
   };
 
   /**

@@ -1,12 +1,51 @@
 /** What a load run needs: an admin token, products with deep stock, and registered users. */
 import { randomBytes } from 'node:crypto';
 import { adminToken } from '../audit/audit.js';
-import type { LoadUser } from './loadgen.js';
+import { type LoadUser, meanOrderCents } from './loadgen.js';
+
+/** A new user's wallet, in cents: every newly registered user gets 10000.00 (API.md). */
+export const NEW_WALLET_CENTS = 1_000_000;
+/** The price of the bench's product `i`, in cents (100 to 499). */
+export const benchPriceCents = (i: number): number => 100 + ((i * 37) % 400);
+/** A flat-out run's users are planned for this rate: users are cheap to add, wallets running dry mid-run are not. */
+const FLAT_OUT_PLAN_PER_S = 2_500;
+/** The share of a wallet's average number of orders a run plans to use. */
+const WALLET_PLAN_SHARE = 0.5;
+/** Orders per second per user the plan stays under (the gateway's default limit is 50/s per user). */
+const PER_USER_RATE = 20;
+const MIN_USERS = 50;
+
+/**
+ * Users a load of `ratePerS` (0: flat out) for `runMs` (warm-up included) needs: enough to stay
+ * under the per-user rate limit, and enough wallets that none runs dry. A drained wallet turns
+ * each later order of its user into a refused payment (FAILED): the run would then time the
+ * refusal path instead of orders.
+ */
+export function usersFor(o: { ratePerS: number; runMs: number; products: number }): number {
+  const rate = o.ratePerS > 0 ? o.ratePerS : FLAT_OUT_PLAN_PER_S;
+  const orders = (rate * o.runMs) / 1000;
+  const prices = Array.from({ length: o.products }, (_, i) => benchPriceCents(i));
+  const forWallets = Math.ceil((orders * meanOrderCents(prices)) / (NEW_WALLET_CENTS * WALLET_PLAN_SHARE));
+  return Math.max(MIN_USERS, Math.ceil(rate / PER_USER_RATE), forWallets);
+}
+
+/** Attempts of one setup request refused with 429 (registering hundreds of users passes the per-IP limit). */
+const MAX_SETUP_ATTEMPTS = 30;
+/** The longest wait between them, whatever Retry-After says. */
+const MAX_SETUP_RETRY_WAIT_MS = 5_000;
 
 async function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
-  const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body), signal: AbortSignal.timeout(30_000) });
-  const text = await r.text();
-  return { status: r.status, body: text ? JSON.parse(text) : null };
+  for (let attempt = 1; ; attempt++) {
+    const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body), signal: AbortSignal.timeout(30_000) });
+    const text = await r.text();
+    if (r.status === 429 && attempt < MAX_SETUP_ATTEMPTS) {
+      // Registration and login are not what a bench measures: wait as told, and try again.
+      const afterS = Number(r.headers.get('retry-after'));
+      await new Promise((resolve) => setTimeout(resolve, Math.min(MAX_SETUP_RETRY_WAIT_MS, Number.isFinite(afterS) && afterS > 0 ? afterS * 1000 : 1000)));
+      continue;
+    }
+    return { status: r.status, body: text ? JSON.parse(text) : null };
+  }
 }
 
 async function inBatches<T>(n: number, batch: number, fn: (i: number) => Promise<T>): Promise<T[]> {
@@ -27,7 +66,7 @@ export async function prepare(o: { gatewayUrl: string; adminEmail: string; admin
   o.progress(`creating ${o.products} products with deep stock`);
   const productIds = await inBatches(o.products, 16, async (i) => {
     const id = `bench-${run}-${String(i + 1).padStart(3, '0')}`;
-    const r = await post(`${o.gatewayUrl}/api/admin/products`, { id, name: `Bench product ${i + 1}`, price: 100 + ((i * 37) % 400), stock: 1_000_000 }, { authorization: `Bearer ${admin}` });
+    const r = await post(`${o.gatewayUrl}/api/admin/products`, { id, name: `Bench product ${i + 1}`, price: benchPriceCents(i), stock: 1_000_000 }, { authorization: `Bearer ${admin}` });
     if (r.status !== 201) throw new Error(`creating product ${id} answered ${r.status}: ${JSON.stringify(r.body)}`);
     return id;
   });

@@ -13,7 +13,7 @@ import { type ArgSpec, parseArgs, usage } from '../bench/args.js';
 import { benchEnv } from '../bench/command.js';
 import { runLoad } from '../bench/loadgen.js';
 import { type BenchReport, renderHtml, renderTable } from '../bench/report.js';
-import { prepare } from '../bench/setup.js';
+import { prepare, usersFor } from '../bench/setup.js';
 import { startEmbedded } from '../embedded.js';
 import { ROOT } from '../paths.js';
 import type { Supervisor } from '../supervisor/supervisor.js';
@@ -31,6 +31,8 @@ export const CHAOS_ARGS = {
 export const CHAOS_USAGE = `usage: concord chaos [options]\n${usage(CHAOS_ARGS)}\n`;
 
 const say = (s: string) => process.stderr.write(`\n[chaos] ${s}\n`);
+/** Products the chaos load spreads its orders over. */
+const CHAOS_PRODUCTS = 50;
 
 interface ChaosEvent {
   atMs: number;
@@ -96,7 +98,7 @@ export async function runScenario(s: Scenario, opts: { outDir: string; log: (lin
   const violations: string[] = [];
   try {
     const gatewayUrl = sys.gatewayUrl as string;
-    const prep = await prepare({ gatewayUrl, adminEmail: env.CONCORD_ADMIN_EMAIL as string, adminPassword: password, users: 100, products: 50, progress: opts.log });
+    const prep = await prepare({ gatewayUrl, adminEmail: env.CONCORD_ADMIN_EMAIL as string, adminPassword: password, users: usersFor({ ratePerS: s.load.rate, runMs: s.load.durationMs, products: CHAOS_PRODUCTS }), products: CHAOS_PRODUCTS, progress: opts.log });
     const t0 = Date.now();
     const random = Math.random;
     const note = (label: string) => {

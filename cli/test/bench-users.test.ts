@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MAX_LINES, MAX_QUANTITY, meanOrderCents } from '../src/bench/loadgen.js';
-import { NEW_WALLET_CENTS, benchPriceCents, usersFor } from '../src/bench/setup.js';
+import { MAX_USERS, NEW_WALLET_CENTS, benchPriceCents, usersFor } from '../src/bench/setup.js';
 import { mulberry32 } from '@concord/core';
 
 test("the mean order cost matches the generator's orders (1-3 distinct products, 1-2 units each)", () => {
@@ -43,4 +43,5 @@ test('wallets last the run: the planned orders cost at most half of what the use
 test('short runs are sized by the rate limit, never below 50 users', () => {
   assert.equal(usersFor({ ratePerS: 10, runMs: 1_000, products: 50 }), 50);
   assert.equal(usersFor({ ratePerS: 4000, runMs: 1_000, products: 50 }), 200);
+  assert.equal(usersFor({ ratePerS: 0, runMs: 100 * 3_600_000, products: 50 }), MAX_USERS, 'a very long run registers at most MAX_USERS');
 });

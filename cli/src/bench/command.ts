@@ -13,14 +13,14 @@ import { type ArgSpec, parseArgs, usage } from './args.js';
 import { type CpuSnapshot, addCpu, cpuPerOrder, cpuSecondsByInstance, emptyCpuTally } from './cpu.js';
 import { type LoadResult, runLoad } from './loadgen.js';
 import { type BenchReport, renderHtml, renderTable } from './report.js';
-import { prepare, usersFor } from './setup.js';
+import { MAX_USERS, prepare, usersFor } from './setup.js';
 
 export const BENCH_ARGS = {
   duration: { kind: 'duration', default: 10_000, help: 'how long to place orders, e.g. 10s, 1m' },
   warmup: { kind: 'duration', default: 0, help: 'orders placed first, at the same rate, left out of the figures (still audited), e.g. 10s' },
   rate: { kind: 'int', default: 0, min: 0, max: 1_000_000, help: 'orders per second (open model); 0 = flat out' },
   connections: { kind: 'int', default: 64, min: 1, max: 10_000, help: 'HTTP connections to the gateway' },
-  users: { kind: 'int', default: 0, min: 0, max: 100_000, help: 'users placing orders (0 = enough for the rate limits, with wallets that last the run)' },
+  users: { kind: 'int', default: 0, min: 0, max: MAX_USERS, help: 'users placing orders (0 = enough for the rate limits, with wallets that last the run)' },
   products: { kind: 'int', default: 50, min: 1, max: 10_000, help: 'products to spread orders over' },
   wait: { kind: 'int', default: 5, min: 0, max: 60, help: 'Prefer: wait=<s> on each order' },
   gateway: { kind: 'string', default: '', help: 'bench a running system at this URL instead of starting one' },

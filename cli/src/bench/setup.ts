@@ -14,6 +14,8 @@ const WALLET_PLAN_SHARE = 0.5;
 /** Orders per second per user the plan stays under (the gateway's default limit is 50/s per user). */
 const PER_USER_RATE = 20;
 const MIN_USERS = 50;
+/** The most users a run registers (as many as `--users` accepts). */
+export const MAX_USERS = 100_000;
 
 /**
  * Users a load of `ratePerS` (0: flat out) for `runMs` (warm-up included) needs: enough to stay
@@ -26,7 +28,7 @@ export function usersFor(o: { ratePerS: number; runMs: number; products: number 
   const orders = (rate * o.runMs) / 1000;
   const prices = Array.from({ length: o.products }, (_, i) => benchPriceCents(i));
   const forWallets = Math.ceil((orders * meanOrderCents(prices)) / (NEW_WALLET_CENTS * WALLET_PLAN_SHARE));
-  return Math.max(MIN_USERS, Math.ceil(rate / PER_USER_RATE), forWallets);
+  return Math.min(MAX_USERS, Math.max(MIN_USERS, Math.ceil(rate / PER_USER_RATE), forWallets));
 }
 
 /** Attempts of one setup request refused with 429 (registering hundreds of users passes the per-IP limit). */

@@ -30,7 +30,7 @@ export function retryAfterMs(status: number, retryAfter: string | null): number 
 }
 
 /** fetch, asking again while the answer says to retry later (bounded in total wait). */
-async function politeFetch(url: string, init: RequestInit, timeoutMs: number): Promise<Response> {
+export async function politeFetch(url: string, init: RequestInit, timeoutMs: number): Promise<Response> {
   const giveUpAt = Date.now() + RETRY_BUDGET_MS;
   for (;;) {
     const r = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });

@@ -1,6 +1,6 @@
 /** What a load run needs: an admin token, products with deep stock, and registered users. */
 import { randomBytes } from 'node:crypto';
-import { adminToken } from '../audit/audit.js';
+import { adminToken, politeFetch } from '../audit/audit.js';
 import { type LoadUser, meanOrderCents } from './loadgen.js';
 
 /** A new user's wallet, in cents: every newly registered user gets 10000.00 (API.md). */
@@ -31,23 +31,11 @@ export function usersFor(o: { ratePerS: number; runMs: number; products: number 
   return Math.min(MAX_USERS, Math.max(MIN_USERS, Math.ceil(rate / PER_USER_RATE), forWallets));
 }
 
-/** Attempts of one setup request refused with 429 (registering hundreds of users passes the per-IP limit). */
-const MAX_SETUP_ATTEMPTS = 30;
-/** The longest wait between them, whatever Retry-After says. */
-const MAX_SETUP_RETRY_WAIT_MS = 5_000;
-
 async function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
-  for (let attempt = 1; ; attempt++) {
-    const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body), signal: AbortSignal.timeout(30_000) });
-    const text = await r.text();
-    if (r.status === 429 && attempt < MAX_SETUP_ATTEMPTS) {
-      // Registration and login are not what a bench measures: wait as told, and try again.
-      const afterS = Number(r.headers.get('retry-after'));
-      await new Promise((resolve) => setTimeout(resolve, Math.min(MAX_SETUP_RETRY_WAIT_MS, Number.isFinite(afterS) && afterS > 0 ? afterS * 1000 : 1000)));
-      continue;
-    }
-    return { status: r.status, body: text ? JSON.parse(text) : null };
-  }
+  // Registering hundreds of users passes the per-IP limit: wait as a 429 says, and ask again.
+  const r = await politeFetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) }, 30_000);
+  const text = await r.text();
+  return { status: r.status, body: text ? JSON.parse(text) : null };
 }
 
 async function inBatches<T>(n: number, batch: number, fn: (i: number) => Promise<T>): Promise<T[]> {

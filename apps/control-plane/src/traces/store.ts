@@ -17,8 +17,9 @@
  * span would pass one, the oldest traces go, whole (the oldest traces go first, as the README
  * says). An evicted trace's spans leave holes in the span ring; holes at its tail are given back
  * at once, and the rest by compaction, which copies the stored spans to the front of the spare
- * columns and a fresh arena (for that moment, the old arena and the new one are both held). The ring has a quarter more rows and bytes than the bounds for holes, so a
- * compaction frees at least that quarter and its cost spreads over the spans that filled it.
+ * columns and a fresh arena (for that moment, the old arena and the new one are both held). The
+ * ring has a quarter more rows and bytes than the bounds for holes, so a compaction frees at
+ * least that quarter and its cost spreads over the spans that filled it.
  */
 import { invariant } from '@concord/core';
 import { decodeSpan, encodeStored } from './otlp-proto.js';

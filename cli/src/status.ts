@@ -1,4 +1,13 @@
-/** `concord status`: a table of instances with version, address, health, uptime and memory. */
+/**
+ * `concord status`: a table of instances with version, address, health, uptime and memory.
+ *
+ * Memory is each instance's RSS as it reports it, and — for instances running on this machine —
+ * its PSS read from /proc: RSS counts every page a process maps, so the pages its processes share
+ * (the Node.js binary's code, ~40 MiB in every one of them) are counted once per process in a
+ * sum of RSS; PSS divides each shared page among the processes that map it, so a sum of PSS is
+ * what the system holds.
+ */
+import { readFileSync } from 'node:fs';
 import { cliConfig } from './config.js';
 
 interface InstanceRow {
@@ -19,7 +28,29 @@ interface Live {
 export interface StatusRow extends InstanceRow {
   uptimeS: number | null;
   rssBytes: number | null;
+  /** Proportional set size, when the instance runs on this machine and /proc can be read; else null. */
+  pssBytes: number | null;
   pid: number | null;
+}
+
+/** The `Pss:` line of a /proc/<pid>/smaps_rollup, in bytes (the file gives kB), or null. */
+export function pssBytesOf(smapsRollup: string): number | null {
+  const m = /^Pss:\s+(\d+) kB$/m.exec(smapsRollup);
+  return m ? Number(m[1]) * 1024 : null;
+}
+
+/**
+ * An instance's PSS when `pid` is one of this machine's processes and is the instance (its
+ * environment names it: a pid reported by another host may belong to anything here), else null.
+ */
+function localPssBytes(pid: number, instanceId: string): number | null {
+  try {
+    const env = readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0');
+    if (!env.includes(`CONCORD_INSTANCE_ID=${instanceId}`)) return null;
+    return pssBytesOf(readFileSync(`/proc/${pid}/smaps_rollup`, 'latin1'));
+  } catch {
+    return null; // not Linux, not ours to read, or gone
+  }
 }
 
 export async function collectStatus(controlUrl: string): Promise<StatusRow[]> {
@@ -32,9 +63,9 @@ export async function collectStatus(controlUrl: string): Promise<StatusRow[]> {
         const host = i.address.includes(':') ? `[${i.address}]` : i.address;
         const r = await fetch(`http://${host}:${i.port}/health/live`, { signal: AbortSignal.timeout(1000) });
         const live = (await r.json()) as Live;
-        return { ...i, uptimeS: live.uptimeS, rssBytes: live.rssBytes, pid: live.pid };
+        return { ...i, uptimeS: live.uptimeS, rssBytes: live.rssBytes, pssBytes: localPssBytes(live.pid, i.id), pid: live.pid };
       } catch {
-        return { ...i, uptimeS: null, rssBytes: null, pid: null };
+        return { ...i, uptimeS: null, rssBytes: null, pssBytes: null, pid: null };
       }
     }),
   );
@@ -47,10 +78,14 @@ function human(s: number | null): string {
   return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m`;
 }
 
+function mib(bytes: number | null): string {
+  return bytes === null ? '-' : `${(bytes / 1_048_576).toFixed(1)} MiB`;
+}
+
 export function renderStatus(rows: StatusRow[]): string {
   const sorted = [...rows].sort((a, b) => a.service.localeCompare(b.service) || a.id.localeCompare(b.id));
   const table = [
-    ['SERVICE', 'INSTANCE', 'VERSION', 'ADDRESS', 'HEALTH', 'UPTIME', 'MEMORY (RSS)'],
+    ['SERVICE', 'INSTANCE', 'VERSION', 'ADDRESS', 'HEALTH', 'UPTIME', 'MEMORY (RSS)', 'PSS'],
     ...sorted.map((r) => [
       r.service,
       r.id,
@@ -58,13 +93,20 @@ export function renderStatus(rows: StatusRow[]): string {
       `${r.address}:${r.port}`,
       r.status,
       human(r.uptimeS),
-      r.rssBytes === null ? '-' : `${(r.rssBytes / 1_048_576).toFixed(1)} MiB`,
+      mib(r.rssBytes),
+      mib(r.pssBytes),
     ]),
   ];
   const widths = table[0]!.map((_, c) => Math.max(...table.map((row) => row[c]!.length)));
   const lines = table.map((row) => row.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd());
   const total = rows.reduce((s, r) => s + (r.rssBytes ?? 0), 0);
-  lines.push('', `${rows.length} instances, ${rows.filter((r) => r.status === 'passing').length} passing, total RSS ${(total / 1_048_576).toFixed(1)} MiB`);
+  lines.push('', `${rows.length} instances, ${rows.filter((r) => r.status === 'passing').length} passing, total RSS ${mib(total)}`);
+  const withPss = rows.filter((r) => r.pssBytes !== null);
+  if (withPss.length > 0) {
+    const pss = withPss.reduce((s, r) => s + (r.pssBytes as number), 0);
+    const of = withPss.length === rows.length ? '' : ` (${withPss.length} of ${rows.length} instances: the others are not on this machine)`;
+    lines.push(`total PSS ${mib(pss)}${of}: shared pages counted once, where a sum of RSS counts them in every process`);
+  }
   return lines.join('\n');
 }
 

@@ -36,10 +36,14 @@ describe('a running system', () => {
       assert.equal(r.status, 'passing', r.id);
       assert.ok((r.rssBytes ?? 0) > 1_000_000, `${r.id} reports memory`);
       assert.ok(r.uptimeS !== null);
+      // Every instance runs here: PSS is read from /proc, and shares the Node.js binary's pages.
+      assert.ok(r.pssBytes !== null && r.pssBytes > 1_000_000, `${r.id} has a PSS`);
+      assert.ok((r.pssBytes as number) < (r.rssBytes as number), `${r.id}: PSS ${r.pssBytes} below RSS ${r.rssBytes}`);
     }
     const table = renderStatus(rows);
-    assert.match(table, /SERVICE\s+INSTANCE\s+VERSION\s+ADDRESS\s+HEALTH\s+UPTIME\s+MEMORY/);
+    assert.match(table, /SERVICE\s+INSTANCE\s+VERSION\s+ADDRESS\s+HEALTH\s+UPTIME\s+MEMORY \(RSS\)\s+PSS/);
     assert.match(table, /sample\s+sample-1\s+v1\s+127\.0\.0\.1:\d+\s+passing/);
+    assert.match(table, /^total PSS \d+\.\d MiB: shared pages counted once/m);
   });
 
   test('a service answers with x-served-by and keeps a valid x-request-id', async () => {

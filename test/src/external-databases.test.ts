@@ -70,6 +70,11 @@ for (const server of SERVERS) {
       // Every acknowledged order is a row of the server's own table (none in a SQLite file).
       const rows = Number(server.sql(dbOf('order'), 'select count(*) from orders')?.trim());
       assert.equal(rows, acked, `the ${acked} acknowledged orders are rows in ${server.name}`);
+      // The order events reached the recommendation service through the outbox, and its upsert
+      // (a dialect's own syntax: ON CONFLICT, or MySQL's ON DUPLICATE KEY UPDATE) counted them.
+      const events = Number(server.sql(dbOf('recommendation'), 'select count(*) from processed_events')?.trim());
+      const scored = Number(server.sql(dbOf('recommendation'), 'select count(*) from scores where units > 0')?.trim());
+      assert.ok(events > 0 && scored > 0, `recommendation applied ${events} events, ${scored} products scored`);
     } finally {
       for (const s of SERVICES) server.sql(null, `drop database if exists ${dbOf(s)}`);
     }

@@ -233,7 +233,9 @@ export class OutboxRelay {
         status: dead ? 'DEAD' : 'PENDING',
         last_error: error,
         claimed_until_ms: 0,
-        next_attempt_ms: Date.now() + backoffDelayMs({ ...BACKOFF, equalJitter: true }, attempts, this.opts.random ?? Math.random),
+        // Whole milliseconds: the column is a bigint, and PostgreSQL refuses a fraction (the jitter
+        // makes one), which failed the whole relay pass and left the message unscheduled.
+        next_attempt_ms: Date.now() + Math.round(backoffDelayMs({ ...BACKOFF, equalJitter: true }, attempts, this.opts.random ?? Math.random)),
       })
       .where('id', '=', m.id)
       .execute();

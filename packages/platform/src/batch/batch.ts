@@ -17,7 +17,7 @@ import { type CallOptions, type MeshClient, UpstreamError } from '../mesh/client
 import { toProblem } from '../service-kit/server.js';
 import { problem } from '../service-kit/problem.js';
 import { compileValidator, fieldErrors } from '../service-kit/validation.js';
-import { type Store, rawSql } from '../store/store.js';
+import { type Store, isTransactionConflict, rawSql } from '../store/store.js';
 import { SpanKind, trace } from '@opentelemetry/api';
 import { type Telemetry, type TraceContext, idsOf, traceparentOf } from '../telemetry/tracing.js';
 
@@ -27,6 +27,11 @@ export interface ItemResult {
 }
 
 export const MAX_BATCH_ITEMS = 256;
+/**
+ * Runs of a batch's transaction when the database aborts it for a deadlock (MySQL does when two
+ * batches lock the same rows in different orders): each run starts over with every item.
+ */
+const MAX_TX_RUNS = 4;
 
 /**
  * Registers a batch route whose items are handled by `handle` inside one transaction. Items are
@@ -58,7 +63,7 @@ export function batchRoute<DB, I>(
       const results: ItemResult[] = [];
       const tel = opts.store.telemetry?.enabled ? opts.store.telemetry : null;
       const batchTraceId = req.trace ? idsOf(req.trace.ctx)?.traceId : undefined;
-      await opts.store.tx(async (trx) => {
+      const runOnce = () => opts.store.tx(async (trx) => {
         const bound = opts.store.bound(trx);
         for (const [i, item] of req.body.items.entries()) {
           if (!validate(item)) {
@@ -77,14 +82,34 @@ export function batchRoute<DB, I>(
             );
             await rawSql(trx, 'release savepoint concord_item');
           } catch (err) {
-            await rawSql(trx, 'rollback to savepoint concord_item');
-            await rawSql(trx, 'release savepoint concord_item');
+            try {
+              await rawSql(trx, 'rollback to savepoint concord_item');
+              await rawSql(trx, 'release savepoint concord_item');
+            } catch {
+              // The database ended the whole transaction with the item's error (MySQL does on a
+              // deadlock): the items before it are gone too, so the batch fails with that error,
+              // not with the savepoint's, and its caller retries it.
+              throw err;
+            }
             const p = toProblem(err);
-            if (p.status >= 500) req.log.error({ err }, 'batch item failed');
+            // A deadlock the database broke by aborting this item (PostgreSQL keeps the rest of the
+            // transaction) is expected under contention: the item answers 503 and is retried.
+            if (isTransactionConflict(err)) req.log.warn({ err: (err as Error).message }, 'batch item aborted by the database for a concurrent transaction');
+            else if (p.status >= 500) req.log.error({ err }, 'batch item failed');
             results.push({ status: p.status, body: p });
           }
         }
       }, req.trace?.ctx);
+      for (let run = 1; ; run++) {
+        results.length = 0;
+        try {
+          await runOnce();
+          break;
+        } catch (err) {
+          if (run >= MAX_TX_RUNS || !isTransactionConflict(err)) throw err;
+          req.log.warn({ err: (err as Error).message, run }, 'batch transaction aborted by the database; running it again');
+        }
+      }
       return { results };
     },
   );

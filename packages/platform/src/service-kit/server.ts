@@ -38,6 +38,7 @@ import { HttpError, PROBLEM_CONTENT_TYPE, type Problem, isProblem, problem } fro
 import { requestIdFrom } from './request-id.js';
 import { lazyChildLoggerFactory } from './lazy-logger.js';
 import { compileValidator, fieldErrors } from './validation.js';
+import { isTransactionConflict } from '../store/store.js';
 
 /** Variables every process reads. */
 export const kitSchema = {
@@ -367,6 +368,9 @@ export function toProblem(err: unknown): Problem {
     const errors = fieldErrors(e.validation as never, e.validationContext);
     const first = errors[0];
     return problem(400, 'validation', first ? `${first.path} ${first.message}` : 'invalid request', { errors });
+  }
+  if (isTransactionConflict(err)) {
+    return problem(503, 'transaction-conflict', 'the database aborted this transaction for a concurrent one (deadlock or serialization failure); retry');
   }
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':

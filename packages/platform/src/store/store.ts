@@ -379,6 +379,17 @@ class SqlProfile {
   }
 }
 
+/**
+ * The database aborted the transaction so that another could go on, and asks for it to be run
+ * again: a deadlock (MySQL/MariaDB 1213, which rolls the whole transaction back; PostgreSQL
+ * 40P01) or a serialization failure (PostgreSQL 40001). SQLite serializes writers and raises
+ * neither.
+ */
+export function isTransactionConflict(err: unknown): boolean {
+  const e = err as { code?: string; errno?: number };
+  return e.code === 'ER_LOCK_DEADLOCK' || e.errno === 1213 || e.code === '40P01' || e.code === '40001';
+}
+
 export function isUniqueViolation(err: unknown): boolean {
   const e = err as { code?: string; errno?: number; message?: string };
   return e.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || e.code === 'SQLITE_CONSTRAINT_UNIQUE' || e.code === '23505' || e.code === 'ER_DUP_ENTRY';

@@ -167,7 +167,9 @@ export class OutboxRelay {
         }),
       );
     } catch (err) {
-      this.opts.log.warn({ err }, 'outbox relay pass failed');
+      // A pass still under way when the relay was closed fails on the store closed after it:
+      // nothing is lost (its messages stay PENDING for the next start), so nothing to report.
+      if (!this.closed) this.opts.log.warn({ err }, 'outbox relay pass failed');
     } finally {
       this.running = false;
       const again = this.again || more;

@@ -8,7 +8,7 @@
  * no row, the attempt is rolled back as a lost race and run again on fresh data.
  */
 import { InvariantError, invariant } from '@concord/core';
-import { HttpError, type Store, isUniqueViolation, prepared } from '@concord/platform';
+import { HttpError, type Store, isUniqueViolation, prepared, preparedList } from '@concord/platform';
 import type { Kysely } from 'kysely';
 import type { InventoryDb, ReservationRow } from './db.js';
 import { type Item, normalizeItems, sameItems, stockProblem } from './domain/items.js';
@@ -71,6 +71,20 @@ const insertReservation = prepared<{ id: string; orderId: string | null; status:
 const setStatus = prepared<{ id: string; from: ReservationStatus; to: ReservationStatus; now: string }>(['id', 'from', 'to', 'now'], (db: Db, p) =>
   db.updateTable('reservations').set({ status: p.to, updated_at: p.now }).where('id', '=', p.id).where('status', '=', p.from),
 );
+// Shaped by a reservation's number of lines: one prepared statement per count (preparedList).
+const availableOf = preparedList<{ productId: string }, { id: string; available: number }>(['productId'], (db: Db, items) =>
+  db
+    .selectFrom('products')
+    .select(['id', 'available'])
+    .where(
+      'id',
+      'in',
+      items.map((i) => i.productId),
+    ),
+);
+const insertItems = preparedList<{ id: string; productId: string; quantity: number }>(['id', 'productId', 'quantity'], (db: Db, items) =>
+  db.insertInto('reservation_items').values(items.map((it) => ({ reservation_id: it.id, product_id: it.productId, quantity: it.quantity }))),
+);
 /** One guarded UPDATE per move (the columns differ by move, so one prepared statement each). */
 const moves = Object.fromEntries(
   (Object.keys(UPDATES) as Move[]).map((move) => {
@@ -122,15 +136,7 @@ export class Reservations {
         // The units the transitions move: the request's for a new reservation, else the stored ones.
         const moved = stored === null ? items : await this.itemsOf(trx, id);
         if (stored === null) {
-          const rows = await trx
-            .selectFrom('products')
-            .select(['id', 'available'])
-            .where(
-              'id',
-              'in',
-              items.map((i) => i.productId),
-            )
-            .execute();
+          const rows = items.length > 0 ? await availableOf.all(trx, items) : [];
           const problem = stockProblem(items, new Map(rows.map((r) => [r.id, r.available])));
           if (problem?.kind === 'unknown-product') {
             return new HttpError(404, 'unknown-product', `no product ${problem.productId}`, { productId: problem.productId });
@@ -229,10 +235,10 @@ export class Reservations {
         const tombstone = t.move === null;
         await insertReservation.run(trx, { id, orderId: tombstone ? null : create.orderId, status: t.to, expiresAtMs: tombstone ? null : create.expiresAtMs, now });
         if (!tombstone && items.length > 0) {
-          await trx
-            .insertInto('reservation_items')
-            .values(items.map((it) => ({ reservation_id: id, product_id: it.productId, quantity: it.quantity })))
-            .execute();
+          await insertItems.run(
+            trx,
+            items.map((it) => ({ id, productId: it.productId, quantity: it.quantity })),
+          );
         }
       } else {
         if ((await setStatus.affected(trx, { id, from: t.from, to: t.to, now })) !== 1) throw new LostRace(`reservation ${id}`);

@@ -78,3 +78,44 @@ export function prepared<P extends Record<string, unknown>, O = unknown>(
     affected: async (db, p) => Number((await run(db, p)).numAffectedRows ?? 0),
   };
 }
+
+/** Counts of list items that get a prepared query each; a longer list is built every time. */
+export const MAX_PREPARED_LIST_ITEMS = 64;
+
+export interface PreparedList<I extends Record<string, unknown>, O> {
+  run(db: AnyDb, items: readonly I[]): Promise<QueryResult<O>>;
+  all(db: AnyDb, items: readonly I[]): Promise<O[]>;
+}
+
+/**
+ * A query whose shape depends only on how many items a list holds — an `in` list, a multi-row
+ * insert: one prepared query per count (see `prepared`), made on its first use. `fields` names
+ * each item's values; `build` gets a list of that many items whose fields are placeholders.
+ * Lists longer than MAX_PREPARED_LIST_ITEMS are built and compiled on every run, which bounds
+ * what is kept. An empty list is refused (`in ()` is not SQL).
+ */
+export function preparedList<I extends Record<string, unknown>, O = unknown>(
+  fields: ReadonlyArray<keyof I & string>,
+  build: (db: AnyDb, items: I[]) => { compile(): CompiledQuery<O> },
+): PreparedList<I, O> {
+  const byCount = new Map<number, PreparedQuery<Record<string, unknown>, O>>();
+  const name = (i: number, f: string) => `${i}.${f}`;
+
+  const queryFor = (n: number): PreparedQuery<Record<string, unknown>, O> => {
+    let q = byCount.get(n);
+    if (q) return q;
+    const names = Array.from({ length: n }, (_, i) => fields.map((f) => name(i, f))).flat();
+    q = prepared<Record<string, unknown>, O>(names, (db, p) => build(db, Array.from({ length: n }, (_, i) => Object.fromEntries(fields.map((f) => [f, p[name(i, f)]])) as I)));
+    if (n <= MAX_PREPARED_LIST_ITEMS) byCount.set(n, q);
+    return q;
+  };
+
+  const run = (db: AnyDb, items: readonly I[]): Promise<QueryResult<O>> => {
+    if (items.length === 0) throw new RangeError('preparedList: the list is empty');
+    const values: Record<string, unknown> = {};
+    for (let i = 0; i < items.length; i++) for (const f of fields) values[name(i, f)] = (items[i] as I)[f];
+    return queryFor(items.length).run(db, values);
+  };
+
+  return { run, all: async (db, items) => (await run(db, items)).rows };
+}

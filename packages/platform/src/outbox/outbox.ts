@@ -9,6 +9,7 @@ import type { Kysely } from 'kysely';
 import { isTransientStatus, type MeshClient, UpstreamError } from '../mesh/client.js';
 import type { Logger } from '../service-kit/logger.js';
 import type { Migration, Store } from '../store/store.js';
+import { prepared } from '../store/prepared.js';
 
 export interface OutboxTable {
   outbox: {
@@ -56,24 +57,28 @@ export function outboxMigration(version: number): Migration {
   };
 }
 
-/** Writes a message inside the caller's transaction. */
-export async function enqueue(trx: Kysely<any>, msg: OutboxMessage): Promise<string> {
-  const id = msg.id ?? timeOrderedId();
-  await (trx as Kysely<OutboxTable>)
-    .insertInto('outbox')
-    .values({
-      id,
-      destination: msg.destination,
-      path: msg.path,
-      body: JSON.stringify(msg.body),
-      created_at: new Date().toISOString(),
+/** The insert every enqueue runs, prepared (built and compiled once; see store/prepared.ts). */
+const insertMessage = prepared<{ id: string; destination: string; path: string; body: string; createdAt: string }>(
+  ['id', 'destination', 'path', 'body', 'createdAt'],
+  (db: Kysely<OutboxTable>, p) =>
+    db.insertInto('outbox').values({
+      id: p.id,
+      destination: p.destination,
+      path: p.path,
+      body: p.body,
+      created_at: p.createdAt,
       attempts: 0,
       next_attempt_ms: 0,
       claimed_until_ms: 0,
       status: 'PENDING',
       last_error: null,
-    })
-    .execute();
+    }),
+);
+
+/** Writes a message inside the caller's transaction. */
+export async function enqueue(trx: Kysely<any>, msg: OutboxMessage): Promise<string> {
+  const id = msg.id ?? timeOrderedId();
+  await insertMessage.run(trx, { id, destination: msg.destination, path: msg.path, body: JSON.stringify(msg.body), createdAt: new Date().toISOString() });
   return id;
 }
 

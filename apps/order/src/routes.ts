@@ -12,6 +12,7 @@ import {
   idempotencyKeyOf,
   openServiceStore,
   prepared,
+  preparedList,
   requestFingerprint,
   sweepKeys,
   timeOrderedId,
@@ -66,28 +67,16 @@ const itemsOfOrder = prepared<{ id: string }, OrderDb['order_items']>(['id'], (d
 const insertOrderRow = prepared<{ id: string; userId: string; total: number; now: string }>(['id', 'userId', 'total', 'now'], (db: Odb, p) =>
   db.insertInto('orders').values({ id: p.id, user_id: p.userId, status: 'PENDING', total: p.total, reason: null, created_at: p.now, updated_at: p.now, cancel_requested_at: null }),
 );
-/** Line `i`'s parameters, by name: `product<i>`, `quantity<i>`, `price<i>`. */
-const lineParams = (i: number) => ({ product: `product${i}`, quantity: `quantity${i}`, price: `price${i}` });
-/** One multi-row insert per line count (a shape each), up to the most lines an order may have, with its lines' parameter names. */
-const itemInserts = new Map<number, { q: ReturnType<typeof prepared<Record<string, unknown>>>; named: Array<ReturnType<typeof lineParams>> }>();
+/** An order's lines, one multi-row insert per line count (see preparedList). */
+const insertLines = preparedList<{ orderId: string; productId: string; quantity: number; price: number }>(['orderId', 'productId', 'quantity', 'price'], (db: Odb, items) =>
+  db.insertInto('order_items').values(items.map((it, line) => ({ order_id: it.orderId, line, product_id: it.productId, quantity: it.quantity, price: it.price }))),
+);
 async function insertItems(trx: Kysely<any>, orderId: string, lines: Line[]): Promise<void> {
-  let shape = itemInserts.get(lines.length);
-  if (!shape) {
-    const named = lines.map((_, i) => lineParams(i));
-    const q = prepared<Record<string, unknown>>(['id', ...named.flatMap((n) => [n.product, n.quantity, n.price])], (db: Odb, p) =>
-      db.insertInto('order_items').values(named.map((n, line) => ({ order_id: p.id as string, line, product_id: p[n.product] as string, quantity: p[n.quantity] as number, price: p[n.price] as number }))),
-    );
-    shape = { q, named };
-    itemInserts.set(lines.length, shape);
-  }
-  const params: Record<string, unknown> = { id: orderId };
-  for (const [i, l] of lines.entries()) {
-    const n = shape.named[i] as ReturnType<typeof lineParams>;
-    params[n.product] = l.productId;
-    params[n.quantity] = l.quantity;
-    params[n.price] = l.price;
-  }
-  await shape.q.run(trx, params);
+  if (lines.length === 0) return;
+  await insertLines.run(
+    trx,
+    lines.map((l) => ({ orderId, productId: l.productId, quantity: l.quantity, price: l.price })),
+  );
 }
 
 export async function orderRoutes(ctx: ServiceContext<Config>): Promise<void> {

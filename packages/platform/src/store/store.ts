@@ -143,8 +143,14 @@ export class Store<DB> {
             await rawSql(trx, 'release savepoint concord_group');
             outcomes.push({ ok: true, value });
           } catch (error) {
-            await rawSql(trx, 'rollback to savepoint concord_group');
-            await rawSql(trx, 'release savepoint concord_group');
+            try {
+              await rawSql(trx, 'rollback to savepoint concord_group');
+              await rawSql(trx, 'release savepoint concord_group');
+            } catch {
+              // The database ended the whole transaction with this error (MySQL does on a
+              // deadlock): every member of the group learns that error, not the savepoint's.
+              throw error;
+            }
             outcomes.push({ ok: false, error });
           }
         }

@@ -174,9 +174,39 @@ export class Store<DB> {
    */
   bound(trx: Kysely<DB>): Store<DB> {
     const b = Object.create(this) as Store<DB>;
+    // On PostgreSQL a failed statement (a unique violation a concurrent writer caused) aborts the
+    // whole transaction, and code that retries its `tx` then got "current transaction is aborted".
+    // There each bound `tx` is a savepoint: a failed one leaves neither its writes nor that state.
+    // SQLite has one writer (no such race) and keeps the transaction usable after a failed statement.
+    let depth = 0;
+    const inner =
+      this.dialect === 'sqlite'
+        ? <T>(fn: (t: Kysely<DB>) => Promise<T>) => fn(trx)
+        : async <T>(fn: (t: Kysely<DB>) => Promise<T>) => {
+            // A name per depth: MySQL replaces a savepoint of the same name instead of nesting it.
+            const name = `concord_bound_${depth++}`;
+            try {
+              await rawSql(trx, `savepoint ${name}`);
+              try {
+                const value = await fn(trx);
+                await rawSql(trx, `release savepoint ${name}`);
+                return value;
+              } catch (err) {
+                try {
+                  await rawSql(trx, `rollback to savepoint ${name}`);
+                  await rawSql(trx, `release savepoint ${name}`);
+                } catch {
+                  /* the database ended the whole transaction (MySQL on a deadlock): `err` says why */
+                }
+                throw err;
+              }
+            } finally {
+              depth--;
+            }
+          };
     Object.defineProperty(b, 'db', { value: trx });
-    Object.defineProperty(b, 'tx', { value: <T>(fn: (t: Kysely<DB>) => Promise<T>) => fn(trx) });
-    Object.defineProperty(b, 'group', { value: <T>(fn: (t: Kysely<DB>) => Promise<T>) => fn(trx) });
+    Object.defineProperty(b, 'tx', { value: inner });
+    Object.defineProperty(b, 'group', { value: inner });
     return b;
   }
 

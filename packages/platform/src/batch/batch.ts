@@ -17,7 +17,7 @@ import { type CallOptions, type MeshClient, UpstreamError } from '../mesh/client
 import { toProblem } from '../service-kit/server.js';
 import { problem } from '../service-kit/problem.js';
 import { compileValidator, fieldErrors } from '../service-kit/validation.js';
-import { type Store, isTransactionConflict, rawSql } from '../store/store.js';
+import { type Store, inSavepoint, isTransactionConflict } from '../store/store.js';
 import { SpanKind, trace } from '@opentelemetry/api';
 import { type Telemetry, type TraceContext, idsOf, traceparentOf } from '../telemetry/tracing.js';
 
@@ -81,37 +81,31 @@ export function batchRoute<DB, I>(
     },
     async (req) => {
       const now = Date.now();
-      const results: ItemResult[] = [];
       const tel = opts.store.telemetry?.enabled ? opts.store.telemetry : null;
       const batchTraceId = req.trace ? idsOf(req.trace.ctx)?.traceId : undefined;
-      const runOnce = () => opts.store.tx(async (trx) => {
-        const bound = opts.store.bound(trx);
-        for (const [i, item] of req.body.items.entries()) {
-          if (!validate(item)) {
-            const errors = fieldErrors(validate.errors, 'body');
-            results.push({ status: 400, body: problem(400, 'validation', errors[0] ? `${errors[0].path} ${errors[0].message}` : 'invalid item', { errors }) });
-            continue;
-          }
-          await rawSql(trx, 'savepoint concord_item');
-          try {
+      const runOnce = () =>
+        opts.store.tx(async (trx) => {
+          const results: ItemResult[] = [];
+          const bound = opts.store.bound(trx);
+          for (const [i, item] of req.body.items.entries()) {
+            if (!validate(item)) {
+              const errors = fieldErrors(validate.errors, 'body');
+              results.push({ status: 400, body: problem(400, 'validation', errors[0] ? `${errors[0].path} ${errors[0].message}` : 'invalid item', { errors }) });
+              continue;
+            }
             const run = () => opts.handle(bound, item as I, now);
             const parent = itemParent(tel, req.body.traces?.[i], batchTraceId);
-            results.push(
-              parent
-                ? await (tel as Telemetry).inSpan(`${opts.path} item`, SpanKind.INTERNAL, run, { 'concord.batch.size': req.body.items.length, 'concord.batch.trace_id': batchTraceId ?? '' }, parent)
-                : await run(),
+            // An item that throws is undone alone. When the database ended the whole transaction
+            // (MySQL on a deadlock), the items before it are gone too: the batch fails with that
+            // error and runs again below, or its caller retries it.
+            const o = await inSavepoint(trx, 'concord_item', () =>
+              parent ? (tel as Telemetry).inSpan(`${opts.path} item`, SpanKind.INTERNAL, run, { 'concord.batch.size': req.body.items.length, 'concord.batch.trace_id': batchTraceId ?? '' }, parent) : run(),
             );
-            await rawSql(trx, 'release savepoint concord_item');
-          } catch (err) {
-            try {
-              await rawSql(trx, 'rollback to savepoint concord_item');
-              await rawSql(trx, 'release savepoint concord_item');
-            } catch {
-              // The database ended the whole transaction with the item's error (MySQL does on a
-              // deadlock): the items before it are gone too, so the batch fails with that error,
-              // not with the savepoint's, and its caller retries it.
-              throw err;
+            if (o.ok) {
+              results.push(o.value);
+              continue;
             }
+            const err = o.error;
             const p = toProblem(err);
             // A deadlock the database broke by aborting this item (PostgreSQL keeps the rest of the
             // transaction) is expected under contention: the item answers 503 and is retried.
@@ -119,12 +113,12 @@ export function batchRoute<DB, I>(
             else if (p.status >= 500) req.log.error({ err }, 'batch item failed');
             results.push({ status: p.status, body: p });
           }
-        }
-      }, req.trace?.ctx);
+          return results;
+        }, req.trace?.ctx);
+      let results: ItemResult[];
       for (let run = 1; ; run++) {
-        results.length = 0;
         try {
-          await (opts.store.dialect === 'sqlite' ? runOnce() : oneAtATime(opts.store, runOnce));
+          results = await (opts.store.dialect === 'sqlite' ? runOnce() : oneAtATime(opts.store, runOnce));
           break;
         } catch (err) {
           if (run >= MAX_TX_RUNS || !isTransactionConflict(err)) throw err;

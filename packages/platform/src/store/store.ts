@@ -42,6 +42,32 @@ export function rawSql(db: Kysely<any>, text: string): Promise<unknown> {
   return db.executeQuery(q);
 }
 /** A compiled statement from cached SQL text and its parameters (see saga/runtime.ts). */
+/** What a piece of work inside a transaction came to: its value, or the error it threw. */
+export type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+/**
+ * Runs `fn` inside savepoint `name` of the open transaction `trx`. When `fn` throws, its writes
+ * are rolled back and the outcome carries the error; the transaction stays usable. When the
+ * database ended the whole transaction with that error (MySQL does on a deadlock, and the
+ * savepoint is gone with it), that error is thrown, not the savepoint's.
+ */
+export async function inSavepoint<T>(trx: Parameters<typeof rawSql>[0], name: string, fn: () => Promise<T>): Promise<Outcome<T>> {
+  await rawSql(trx, `savepoint ${name}`);
+  try {
+    const value = await fn();
+    await rawSql(trx, `release savepoint ${name}`);
+    return { ok: true, value };
+  } catch (error) {
+    try {
+      await rawSql(trx, `rollback to savepoint ${name}`);
+      await rawSql(trx, `release savepoint ${name}`);
+    } catch {
+      throw error;
+    }
+    return { ok: false, error };
+  }
+}
+
 export function compiledQuery(text: string, parameters: readonly unknown[]): CompiledQuery {
   return k().CompiledQuery.raw(text, [...parameters]);
 }
@@ -128,31 +154,13 @@ export class Store<DB> {
   }
 
   private async runGroup(batch: Store<DB>['groupQueue']): Promise<void> {
-    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    const outcomes: Array<Outcome<unknown>> = [];
     const traced = this.telemetry?.enabled ? batch.find((item) => item.trace && trace.getSpanContext(item.trace)) : undefined;
     try {
       await this.tx(async (trx) => {
         for (const item of batch) {
-          if (batch.length === 1) {
-            outcomes.push({ ok: true, value: await item.fn(trx) });
-            continue;
-          }
-          await rawSql(trx, 'savepoint concord_group');
-          try {
-            const value = await item.fn(trx);
-            await rawSql(trx, 'release savepoint concord_group');
-            outcomes.push({ ok: true, value });
-          } catch (error) {
-            try {
-              await rawSql(trx, 'rollback to savepoint concord_group');
-              await rawSql(trx, 'release savepoint concord_group');
-            } catch {
-              // The database ended the whole transaction with this error (MySQL does on a
-              // deadlock): every member of the group learns that error, not the savepoint's.
-              throw error;
-            }
-            outcomes.push({ ok: false, error });
-          }
+          // One member alone needs no savepoint: its failure is the transaction's.
+          outcomes.push(batch.length === 1 ? { ok: true, value: await item.fn(trx) } : await inSavepoint(trx, 'concord_group', () => item.fn(trx)));
         }
       }, traced?.trace ?? ROOT_CONTEXT);
     } catch (error) {
@@ -184,22 +192,10 @@ export class Store<DB> {
         ? <T>(fn: (t: Kysely<DB>) => Promise<T>) => fn(trx)
         : async <T>(fn: (t: Kysely<DB>) => Promise<T>) => {
             // A name per depth: MySQL replaces a savepoint of the same name instead of nesting it.
-            const name = `concord_bound_${depth++}`;
             try {
-              await rawSql(trx, `savepoint ${name}`);
-              try {
-                const value = await fn(trx);
-                await rawSql(trx, `release savepoint ${name}`);
-                return value;
-              } catch (err) {
-                try {
-                  await rawSql(trx, `rollback to savepoint ${name}`);
-                  await rawSql(trx, `release savepoint ${name}`);
-                } catch {
-                  /* the database ended the whole transaction (MySQL on a deadlock): `err` says why */
-                }
-                throw err;
-              }
+              const o = await inSavepoint(trx, `concord_bound_${depth++}`, () => fn(trx));
+              if (!o.ok) throw o.error;
+              return o.value;
             } finally {
               depth--;
             }

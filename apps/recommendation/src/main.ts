@@ -6,7 +6,7 @@
  */
 import { type Migration, type Store, batchRoute, openServiceStore, prepared, runService } from '@concord/platform';
 import { Type } from '@sinclair/typebox';
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 
 interface RecDb {
   scores: { product_id: string; units: number; revenue: number };
@@ -46,19 +46,15 @@ type Event = { id: string; type: 'order.confirmed' | 'order.cancelled'; items: A
 type Db = Kysely<RecDb>;
 const processedById = prepared<{ id: string }, { id: string }>(['id'], (db: Db, p) => db.selectFrom('processed_events').select('id').where('id', '=', p.id));
 const markProcessed = prepared<{ id: string; at: string }>(['id', 'at'], (db: Db, p) => db.insertInto('processed_events').values({ id: p.id, at: p.at }));
-const addScore = prepared<{ productId: string; units: number; revenue: number }>(['productId', 'units', 'revenue'], (db: Db, p) =>
-  db
-    .insertInto('scores')
-    .values({ product_id: p.productId, units: p.units, revenue: p.revenue })
-    .onConflict((oc) => oc.column('product_id').doUpdateSet((eb) => ({ units: eb('scores.units', '+', p.units), revenue: eb('scores.revenue', '+', p.revenue) }))),
-);
-/** MySQL has no ON CONFLICT: the same upsert as ON DUPLICATE KEY UPDATE. */
-const addScoreMysql = prepared<{ productId: string; units: number; revenue: number }>(['productId', 'units', 'revenue'], (db: Db, p) =>
-  db
-    .insertInto('scores')
-    .values({ product_id: p.productId, units: p.units, revenue: p.revenue })
-    .onDuplicateKeyUpdate((eb) => ({ units: eb('scores.units', '+', p.units), revenue: eb('scores.revenue', '+', p.revenue) })),
-);
+/** Adds to a product's score: ON CONFLICT, or on MySQL (which has none) ON DUPLICATE KEY UPDATE. */
+const scoreUpsert = (mysql: boolean) =>
+  prepared<{ productId: string; units: number; revenue: number }>(['productId', 'units', 'revenue'], (db: Db, p) => {
+    const insert = db.insertInto('scores').values({ product_id: p.productId, units: p.units, revenue: p.revenue });
+    const added = { units: sql<number>`scores.units + ${p.units}`, revenue: sql<number>`scores.revenue + ${p.revenue}` };
+    return mysql ? insert.onDuplicateKeyUpdate(added) : insert.onConflict((oc) => oc.column('product_id').doUpdateSet(added));
+  });
+const addScore = scoreUpsert(false);
+const addScoreMysql = scoreUpsert(true);
 
 runService({
   name: 'recommendation',

@@ -67,7 +67,8 @@ test('every field kind reads back as written, unknown fields are skipped', () =>
 test('a nested message gets its exact length whatever its size: one, two, three and four length bytes', () => {
   const lengthBytes = new Set<number>();
   // Blob sizes whose nested message (tag + length + blob) falls either side of 128, 16 384 and 2 097 152 bytes.
-  for (const size of [0, 1, 125, 126, 16_380, 16_381, 2_097_144, 2_097_148, 3_000_000]) {
+  // 300 and 600: two length bytes, the body shifted by hand (≤ 512 bytes) and by copyWithin.
+  for (const size of [0, 1, 125, 126, 300, 600, 16_380, 16_381, 2_097_144, 2_097_148, 3_000_000]) {
     const w = new ProtoWriter(16);
     w.uint(1, 7);
     const at = w.begin(2);
@@ -92,6 +93,22 @@ test('a nested message gets its exact length whatever its size: one, two, three 
     assert.ok(r.done);
   }
   assert.deepEqual([...lengthBytes].sort(), [1, 2, 3, 4]);
+});
+
+test('strings and ids written by hand read back: ASCII up to the one-byte length, non-ASCII anywhere, hex in either case', () => {
+  const strings = ['', 'a', 'x'.repeat(127), 'x'.repeat(128), `${'x'.repeat(126)}é`, 'abc✓', '✓abc', 'nul\u0000byte', '😀'];
+  const w = new ProtoWriter(4);
+  for (const s of strings) w.string(1, s);
+  w.hex(2, '0AF7651916CD43DD8448EB211C80319C');
+  const r = new ProtoReader(w.bytes(), 0, w.pos);
+  for (const s of strings) {
+    assert.equal(r.varint(), (1 << 3) | WIRE_LEN);
+    assert.equal(r.string(), s);
+  }
+  assert.equal(r.varint(), (2 << 3) | WIRE_LEN);
+  assert.equal(r.hex(), '0af7651916cd43dd8448eb211c80319c');
+  assert.ok(r.done);
+  for (const bad of ['0af', 'zz', '0g', '✓✓']) assert.throws(() => new ProtoWriter().hex(1, bad), /hex digits/, bad);
 });
 
 test('truncated or malformed bytes throw ProtoError instead of reading past the message', () => {

@@ -141,6 +141,15 @@ test('a Telemetry sampling percentage replaces the environment’s sampler while
   const sampledParent = trace.setSpanContext(ROOT_CONTEXT, { traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), traceFlags: 1, isRemote: true });
   assert.equal(t.start('child', sampledParent, SpanKind.SERVER).span.isRecording(), true, 'a sampled parent is followed');
 
+  // A local parent recorded before the switch keeps its trace whole too; its unsampled sibling's
+  // children stay unrecorded (parent-based, decided without checking the ids again).
+  t.useSampling({ percentage: 100, telemetry: 'all' });
+  const local = t.start('local root', ROOT_CONTEXT, SpanKind.SERVER);
+  t.useSampling({ percentage: 0, telemetry: 'none' });
+  const dropped = t.start('dropped root', ROOT_CONTEXT, SpanKind.SERVER);
+  assert.equal(t.start('child', local.ctx, SpanKind.INTERNAL).span.isRecording(), true, 'a sampled local parent is followed');
+  assert.equal(t.start('child', dropped.ctx, SpanKind.INTERNAL).span.isRecording(), false, 'an unsampled local parent is followed');
+
   t.useSampling({ percentage: 50, telemetry: 'half' });
   const half = recordedRoots(2000);
   assert.ok(half > 800 && half < 1200, `50 %: about half the new traces (${half} of 2000)`);

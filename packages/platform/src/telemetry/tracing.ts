@@ -44,6 +44,8 @@ import {
   ParentBasedSampler,
   type ReadableSpan,
   type Sampler,
+  SamplingDecision,
+  type SamplingResult,
   type SpanExporter,
   type SpanProcessor,
   TraceIdRatioBasedSampler,
@@ -51,7 +53,7 @@ import {
 import type { mesh } from '@concord/core';
 import type { Logger } from '../service-kit/logger.js';
 import { OtlpProtoSpanProcessor } from './otlp-proto.js';
-import { LinkedContext, RecordingTracer } from './recorder.js';
+import { LinkedContext, RecordedSpan, RecordingTracer } from './recorder.js';
 
 export type TraceContext = Context;
 const NO_SPAN = trace.wrapSpanContext({ traceId: '0'.repeat(32), spanId: '0'.repeat(16), traceFlags: 0 });
@@ -94,6 +96,9 @@ export function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
  * randomSamplingPercentage replaces the one OTEL_TRACES_SAMPLER chose, and removing the
  * resource brings that one back. Decisions already made (spans started) are not revisited.
  */
+const SAMPLED: SamplingResult = Object.freeze({ decision: SamplingDecision.RECORD_AND_SAMPLED });
+const NOT_SAMPLED: SamplingResult = Object.freeze({ decision: SamplingDecision.NOT_RECORD });
+
 class SwitchableSampler implements Sampler {
   private current: Sampler;
 
@@ -109,6 +114,13 @@ class SwitchableSampler implements Sampler {
   }
 
   shouldSample(...args: Parameters<Sampler['shouldSample']>): ReturnType<Sampler['shouldSample']> {
+    // A parent-based sampler follows a local parent's decision. A parent recorded here is valid
+    // by construction, so its flag decides at once: ParentBasedSampler would check its ids again
+    // with regular expressions (profiled, ~0.5 µs per span).
+    if (this.current instanceof ParentBasedSampler) {
+      const parent = trace.getSpan(args[0]);
+      if (parent instanceof RecordedSpan) return parent.spanContext().traceFlags & TraceFlags.SAMPLED ? SAMPLED : NOT_SAMPLED;
+    }
     return this.current.shouldSample(...args);
   }
 

@@ -34,17 +34,6 @@ export function varintSize(v: number): number {
   return n;
 }
 
-/** Nanoseconds since the epoch of an OpenTelemetry HrTime `[seconds, nanos]`, as 32-bit halves, exactly. */
-export function hrTimeToFixed64(seconds: number, nanos: number): { lo: number; hi: number } {
-  // seconds·10⁹ + nanos can pass 2⁵³: split seconds in 16-bit halves so every product is exact.
-  const a = Math.floor(seconds / 65_536);
-  const b = seconds - a * 65_536;
-  const y = a * 1e9; // the high part, still to be multiplied by 2¹⁶
-  const x = b * 1e9 + nanos;
-  const t = (y % 65_536) * 65_536 + (x % TWO_32);
-  return { lo: t % TWO_32, hi: Math.floor(y / 65_536) + Math.floor(x / TWO_32) + Math.floor(t / TWO_32) };
-}
-
 /** A fixed64 given as halves, as an exact decimal string. */
 export function fixed64ToDecimal(lo: number, hi: number): string {
   if (hi < 2_097_152) return String(hi * TWO_32 + lo); // below 2⁵³: a double holds it exactly
@@ -128,6 +117,17 @@ export class ProtoWriter {
     this.buf.writeUInt32LE(lo, this.pos);
     this.buf.writeUInt32LE(hi, this.pos + 4);
     this.pos += 8;
+  }
+
+  /** A time as fixed64 nanoseconds since the epoch, from [seconds, nanoseconds], exactly. */
+  fixed64Time(field: number, seconds: number, nanos: number): void {
+    // seconds·10⁹ + nanos can pass 2⁵³: split seconds in 16-bit halves so every product is exact.
+    const a = Math.floor(seconds / 65_536);
+    const b = seconds - a * 65_536;
+    const y = a * 1e9; // the high part, still to be multiplied by 2¹⁶
+    const x = b * 1e9 + nanos;
+    const t = (y % 65_536) * 65_536 + (x % TWO_32);
+    this.fixed64(field, t % TWO_32, Math.floor(y / 65_536) + Math.floor(x / TWO_32) + Math.floor(t / TWO_32));
   }
 
   double(field: number, v: number): void {

@@ -165,6 +165,7 @@ interface Shared {
 }
 
 const NO_EVENTS: TimedEvent[] = [];
+const UNSET: SpanStatus = Object.freeze({ code: SpanStatusCode.UNSET });
 const NO_LINKS: Link[] = [];
 
 /** A span recorded for export; spanContext, attributes and status as the API defines them. */
@@ -172,12 +173,13 @@ export class RecordedSpan implements Span, ReadableSpan {
   attributes: Attributes;
   events: TimedEvent[] = NO_EVENTS;
   links: Link[] = NO_LINKS;
-  status: SpanStatus = { code: SpanStatusCode.UNSET };
+  status: SpanStatus = UNSET;
   droppedAttributesCount = 0;
   droppedEventsCount = 0;
   droppedLinksCount = 0;
   private attributeCount = 0;
-  private endMs = -1;
+  /** Epoch milliseconds; -1 until the span ends. */
+  endMs = -1;
   /** Times given as [s, ns] are kept as given (a double of epoch milliseconds holds ~0.2 µs). */
   private startHr: HrTime | null = null;
   private endHr: HrTime | null = null;
@@ -188,7 +190,8 @@ export class RecordedSpan implements Span, ReadableSpan {
     public name: string,
     readonly kind: SpanKind,
     readonly parentSpanContext: SpanContext | undefined,
-    private readonly startMs: number,
+    /** Epoch milliseconds (a double: ~0.2 µs apart at today's dates). */
+    readonly startMs: number,
     attributes: Attributes | undefined,
     links: Link[] | undefined,
   ) {
@@ -215,6 +218,11 @@ export class RecordedSpan implements Span, ReadableSpan {
 
   get endTime(): HrTime {
     return this.endMs < 0 ? [0, 0] : (this.endHr ?? msToHrTime(this.endMs));
+  }
+
+  /** Whether a time was given as [s, ns] (then startTime/endTime hold it exactly, startMs/endMs to ~0.2 µs). */
+  get exactTimes(): boolean {
+    return this.startHr !== null || this.endHr !== null;
   }
 
   /** Keeps an explicit [s, ns] start (startSpan's `startTime`) exactly. */

@@ -37,6 +37,8 @@ function script(tracer: Tracer, root: Context): void {
   client.setAttribute('http.response.status_code', 503);
   client.setStatus({ code: SpanStatusCode.ERROR, message: 'upstream 503' });
   client.recordException(Object.assign(new Error('no healthy upstream'), { code: 'UH' }));
+  client.recordException(Object.assign(new TypeError('a code of 0 is no code'), { code: 0 }));
+  client.recordException('a plain message');
   client.addEvent('retrying', { attempt: 2 });
   client.end();
   step.setStatus({ code: SpanStatusCode.OK });
@@ -67,7 +69,7 @@ function shape(spans: ReadableSpan[]) {
     // A stack trace names the line that called the script: compared by presence.
     events: s.events.map((e) => {
       const { 'exception.stacktrace': stack, ...attributes } = e.attributes ?? {};
-      return { name: e.name, attributes, stack: typeof stack === 'string' && stack.includes('no healthy upstream'), droppedAttributesCount: e.droppedAttributesCount ?? 0 };
+      return { name: e.name, attributes, stack: typeof stack === 'string' && stack.includes(String(attributes['exception.message'])), droppedAttributesCount: e.droppedAttributesCount ?? 0 };
     }),
     links: s.links.map((l) => ({ spanId: names.get(l.context.spanId), attributes: l.attributes })),
     droppedEventsCount: s.droppedEventsCount,
@@ -105,9 +107,13 @@ test('span times: start ≤ end, in nanoseconds since the epoch near the wall cl
   assert.deepEqual(b.startTime, [1_700_000_000, 123_500_000]);
   assert.deepEqual(b.endTime, [1_700_000_001, 250]);
   assert.deepEqual(msToHrTime(999.9999999999), [0, 999_999_999], 'rounding never gives a billion nanoseconds');
+  const perf = tracer.startSpan('performance.now() time', { startTime: performance.now() });
+  perf.end();
+  const fromPerf = exporter.getFinishedSpans()[2] as ReadableSpan;
+  assert.ok(Math.abs(Number(ns(fromPerf.startTime) / 1_000_000n) - Date.now()) < 1000, 'a number not past performance.now() is read as one, as the SDK reads it');
   const back = tracer.startSpan('clock stepped back', { startTime: 2_000_000_000_000 });
   back.end(1_000_000_000_000);
-  const stepped = exporter.getFinishedSpans()[2] as ReadableSpan;
+  const stepped = exporter.getFinishedSpans()[3] as ReadableSpan;
   assert.deepEqual(stepped.endTime, stepped.startTime, 'an end before the start makes an empty span');
 });
 

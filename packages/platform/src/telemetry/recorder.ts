@@ -71,6 +71,21 @@ export class SpanClock {
     }
     return this.originMs + mono;
   }
+
+  /**
+   * A `TimeInput` as epoch milliseconds. A number is read as the SDK reads it: one not past the
+   * monotonic clock's reading is a `performance.now()` time, any other is epoch milliseconds.
+   */
+  toEpochMs(t: TimeInput): number {
+    if (typeof t === 'number') {
+      const mono = this.monotonicMs();
+      if (t > mono) return t;
+      this.nowMs();
+      return this.originMs + t;
+    }
+    if (t instanceof Date) return t.getTime();
+    return t[0] * 1000 + t[1] / 1e6;
+  }
 }
 
 /** Epoch milliseconds (a double) as OpenTelemetry's [seconds, nanoseconds]. */
@@ -79,13 +94,6 @@ export function msToHrTime(ms: number): HrTime {
   let ns = Math.round((ms - s * 1000) * 1e6);
   if (ns >= 1e9) ns = 999_999_999;
   return [s, ns];
-}
-
-/** A `TimeInput` (epoch ms, HrTime or Date) as epoch milliseconds. */
-function timeInputMs(t: TimeInput): number {
-  if (typeof t === 'number') return t;
-  if (t instanceof Date) return t.getTime();
-  return t[0] * 1000 + t[1] / 1e6;
 }
 
 /** Hex ids from a pool of random bytes refilled by the kernel's CSPRNG. */
@@ -286,7 +294,7 @@ export class RecordedSpan implements Span, ReadableSpan {
       if (Object.keys(kept).length >= MAX_ATTRIBUTES_PER_SPAN) droppedAttributesCount++;
       else kept[key] = Array.isArray(v) ? v.slice() : v;
     }
-    this.events.push({ name, attributes: kept, time: msToHrTime(time === undefined ? this.shared.clock.nowMs() : timeInputMs(time)), droppedAttributesCount });
+    this.events.push({ name, attributes: kept, time: msToHrTime(time === undefined ? this.shared.clock.nowMs() : this.shared.clock.toEpochMs(time)), droppedAttributesCount });
     return this;
   }
 
@@ -330,8 +338,9 @@ export class RecordedSpan implements Span, ReadableSpan {
     const attributes: Attributes = {};
     if (typeof exception === 'string') attributes['exception.message'] = exception;
     else if (exception) {
-      const type = exception.code ?? exception.name;
-      if (type !== undefined) attributes['exception.type'] = String(type);
+      // As the SDK: a code when there is one, else the error's name.
+      if (exception.code) attributes['exception.type'] = String(exception.code);
+      else if (exception.name) attributes['exception.type'] = exception.name;
       if (exception.message) attributes['exception.message'] = exception.message;
       if (exception.stack) attributes['exception.stacktrace'] = exception.stack;
     }
@@ -340,16 +349,18 @@ export class RecordedSpan implements Span, ReadableSpan {
 
   end(endTime?: TimeInput): void {
     if (this.endMs >= 0) return;
-    const ms = endTime === undefined ? this.shared.clock.nowMs() : timeInputMs(endTime);
+    const ms = endTime === undefined ? this.shared.clock.nowMs() : this.shared.clock.toEpochMs(endTime);
     // A clock that stepped back between start and end makes an empty span, not a negative one.
+    let endMs = ms;
     if (ms < this.startMs) {
-      this.endMs = this.startMs;
+      endMs = this.startMs;
       this.endHr = this.startHr;
-    } else {
-      this.endMs = ms;
-      if (Array.isArray(endTime)) this.endHr = [endTime[0], endTime[1]];
-    }
+    } else if (Array.isArray(endTime)) this.endHr = [endTime[0], endTime[1]];
     const processors = this.shared.processors;
+    // onEnding (the SDK's newer hook) sees the span still writable (its end time not yet set);
+    // onEnd sees it ended.
+    for (let i = 0; i < processors.length; i++) (processors[i] as SpanProcessor).onEnding?.(this);
+    this.endMs = endMs;
     for (let i = 0; i < processors.length; i++) (processors[i] as SpanProcessor).onEnd(this);
   }
 }
@@ -390,7 +401,7 @@ export class RecordingTracer implements Tracer {
       traceState: decision.traceState ?? validParent?.traceState,
     };
     if (decision.decision === SamplingDecision.NOT_RECORD) return trace.wrapSpanContext(spanContext);
-    const startMs = options.startTime === undefined ? this.shared.clock.nowMs() : timeInputMs(options.startTime);
+    const startMs = options.startTime === undefined ? this.shared.clock.nowMs() : this.shared.clock.toEpochMs(options.startTime);
     const span = new RecordedSpan(this.shared, spanContext, name, kind, validParent, startMs, attributes, options.links);
     span.exactStart(options.startTime);
     if (decision.attributes) span.setAttributes(decision.attributes);

@@ -235,7 +235,6 @@ export class ProtoWriter {
     }
     buf[p] = v;
   }
-
 }
 
 export class ProtoError extends Error {}

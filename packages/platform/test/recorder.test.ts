@@ -10,7 +10,16 @@ import { type Context, ROOT_CONTEXT as API_ROOT, type Span, SpanKind, SpanStatus
 import { suppressTracing } from '@opentelemetry/core';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { AlwaysOffSampler, AlwaysOnSampler, BasicTracerProvider, InMemorySpanExporter, ParentBasedSampler, type ReadableSpan, SimpleSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  ParentBasedSampler,
+  type ReadableSpan,
+  SimpleSpanProcessor,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
 import { IdSource, LinkedContext, MAX_ATTRIBUTES_PER_SPAN, MAX_CONTEXT_DEPTH, RecordingTracer, SpanClock, msToHrTime } from '../src/telemetry/recorder.js';
 
 const resource = resourceFromAttributes({ 'service.name': 'order', 'service.instance.id': 'order-1' });
@@ -30,10 +39,21 @@ function sdk(sampler = new ParentBasedSampler({ root: new AlwaysOnSampler() })) 
 
 /** The calls of an order's trace, with every rule of the span API exercised once. */
 function script(tracer: Tracer, root: Context): void {
-  const server = tracer.startSpan('POST /api/orders', { kind: SpanKind.SERVER, attributes: { 'http.request.method': 'POST', 'concord.tags': ['a', 'b'], 'concord.bad': { nested: 1 } as never, 'concord.none': undefined } }, root);
+  const server = tracer.startSpan(
+    'POST /api/orders',
+    {
+      kind: SpanKind.SERVER,
+      attributes: { 'http.request.method': 'POST', 'concord.tags': ['a', 'b'], 'concord.bad': { nested: 1 } as never, 'concord.none': undefined },
+    },
+    root,
+  );
   const ctx = trace.setSpan(root, server);
   const step = tracer.startSpan('saga place-order reserve-stock', { attributes: { 'concord.saga.step': 'reserve-stock' } }, ctx);
-  const client = tracer.startSpan('POST inventory', { kind: SpanKind.CLIENT, links: [{ context: server.spanContext(), attributes: { why: 'batch' } }] }, trace.setSpan(ctx, step));
+  const client = tracer.startSpan(
+    'POST inventory',
+    { kind: SpanKind.CLIENT, links: [{ context: server.spanContext(), attributes: { why: 'batch' } }] },
+    trace.setSpan(ctx, step),
+  );
   client.setAttribute('http.response.status_code', 503);
   client.setStatus({ code: SpanStatusCode.ERROR, message: 'upstream 503' });
   client.recordException(Object.assign(new Error('no healthy upstream'), { code: 'UH' }));
@@ -69,7 +89,12 @@ function shape(spans: ReadableSpan[]) {
     // A stack trace names the line that called the script: compared by presence.
     events: s.events.map((e) => {
       const { 'exception.stacktrace': stack, ...attributes } = e.attributes ?? {};
-      return { name: e.name, attributes, stack: typeof stack === 'string' && stack.includes(String(attributes['exception.message'])), droppedAttributesCount: e.droppedAttributesCount ?? 0 };
+      return {
+        name: e.name,
+        attributes,
+        stack: typeof stack === 'string' && stack.includes(String(attributes['exception.message'])),
+        droppedAttributesCount: e.droppedAttributesCount ?? 0,
+      };
     }),
     links: s.links.map((l) => ({ spanId: names.get(l.context.spanId), attributes: l.attributes })),
     droppedEventsCount: s.droppedEventsCount,
@@ -110,7 +135,10 @@ test('span times: start ≤ end, in nanoseconds since the epoch near the wall cl
   const perf = tracer.startSpan('performance.now() time', { startTime: performance.now() });
   perf.end();
   const fromPerf = exporter.getFinishedSpans()[2] as ReadableSpan;
-  assert.ok(Math.abs(Number(ns(fromPerf.startTime) / 1_000_000n) - Date.now()) < 1000, 'a number not past performance.now() is read as one, as the SDK reads it');
+  assert.ok(
+    Math.abs(Number(ns(fromPerf.startTime) / 1_000_000n) - Date.now()) < 1000,
+    'a number not past performance.now() is read as one, as the SDK reads it',
+  );
   const back = tracer.startSpan('clock stepped back', { startTime: 2_000_000_000_000 });
   back.end(1_000_000_000_000);
   const stepped = exporter.getFinishedSpans()[3] as ReadableSpan;
@@ -145,11 +173,21 @@ test('the sampler decides: a dropped root carries a context but records nothing,
   assert.equal(off.exporter.getFinishedSpans().length, 0);
 
   const on = recorder();
-  const remote = trace.setSpanContext(LinkedContext.ROOT, { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', traceFlags: 1, isRemote: true });
+  const remote = trace.setSpanContext(LinkedContext.ROOT, {
+    traceId: '0af7651916cd43dd8448eb211c80319c',
+    spanId: 'b7ad6b7169203331',
+    traceFlags: 1,
+    isRemote: true,
+  });
   const fromHeaders = on.tracer.startSpan('continued', {}, remote) as Span & ReadableSpan;
   assert.equal(fromHeaders.spanContext().traceId, '0af7651916cd43dd8448eb211c80319c');
   assert.equal(fromHeaders.parentSpanContext?.spanId, 'b7ad6b7169203331');
-  const unsampledParent = trace.setSpanContext(LinkedContext.ROOT, { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', traceFlags: 0, isRemote: true });
+  const unsampledParent = trace.setSpanContext(LinkedContext.ROOT, {
+    traceId: '0af7651916cd43dd8448eb211c80319c',
+    spanId: 'b7ad6b7169203331',
+    traceFlags: 0,
+    isRemote: true,
+  });
   assert.equal(on.tracer.startSpan('not sampled upstream', {}, unsampledParent).isRecording(), false);
 });
 

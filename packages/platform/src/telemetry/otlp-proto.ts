@@ -222,7 +222,10 @@ export class OtlpProtoSpanProcessor implements SpanProcessor {
 
   constructor(private readonly opts: ProtoExportOptions) {
     this.url = new URL(opts.url);
-    this.agent = this.url.protocol === 'https:' ? new HttpsAgent({ keepAlive: true, maxSockets: MAX_IN_FLIGHT }) : new HttpAgent({ keepAlive: true, maxSockets: MAX_IN_FLIGHT });
+    this.agent =
+      this.url.protocol === 'https:'
+        ? new HttpsAgent({ keepAlive: true, maxSockets: MAX_IN_FLIGHT })
+        : new HttpAgent({ keepAlive: true, maxSockets: MAX_IN_FLIGHT });
   }
 
   onStart(_span: Span, _parent: Context): void {}
@@ -262,7 +265,14 @@ export class OtlpProtoSpanProcessor implements SpanProcessor {
       const g = this.groups[i] as Group;
       if (g.resource === s.resource && g.scopeName === scope.name && g.scopeVersion === scope.version) return g;
     }
-    const g: Group = { resource: s.resource, scopeName: scope.name, scopeVersion: scope.version, resourceHead: groupHead(s), scopeHead: scopeHead(s), spans: new ProtoWriter() };
+    const g: Group = {
+      resource: s.resource,
+      scopeName: scope.name,
+      scopeVersion: scope.version,
+      resourceHead: groupHead(s),
+      scopeHead: scopeHead(s),
+      spans: new ProtoWriter(),
+    };
     this.groups.push(g);
     return g;
   }
@@ -328,10 +338,17 @@ export class OtlpProtoSpanProcessor implements SpanProcessor {
     return new Promise((resolve, reject) => {
       const req = (this.url.protocol === 'https:' ? httpsRequest : httpRequest)(
         this.url,
-        { method: 'POST', agent: this.agent, timeout: this.opts.timeoutMs, headers: { 'content-type': 'application/x-protobuf', 'content-length': body.length } },
+        {
+          method: 'POST',
+          agent: this.agent,
+          timeout: this.opts.timeoutMs,
+          headers: { 'content-type': 'application/x-protobuf', 'content-length': body.length },
+        },
         (res) => {
           res.resume();
-          res.on('end', () => (res.statusCode !== undefined && res.statusCode < 300 ? resolve() : reject(new Error(`OTLP export to ${this.opts.url} answered ${res.statusCode}`))));
+          res.on('end', () =>
+            res.statusCode !== undefined && res.statusCode < 300 ? resolve() : reject(new Error(`OTLP export to ${this.opts.url} answered ${res.statusCode}`)),
+          );
           res.on('error', reject);
         },
       );

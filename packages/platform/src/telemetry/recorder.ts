@@ -294,7 +294,12 @@ export class RecordedSpan implements Span, ReadableSpan {
       if (Object.keys(kept).length >= MAX_ATTRIBUTES_PER_SPAN) droppedAttributesCount++;
       else kept[key] = Array.isArray(v) ? v.slice() : v;
     }
-    this.events.push({ name, attributes: kept, time: msToHrTime(time === undefined ? this.shared.clock.nowMs() : this.shared.clock.toEpochMs(time)), droppedAttributesCount });
+    this.events.push({
+      name,
+      attributes: kept,
+      time: msToHrTime(time === undefined ? this.shared.clock.nowMs() : this.shared.clock.toEpochMs(time)),
+      droppedAttributesCount,
+    });
     return this;
   }
 
@@ -325,7 +330,8 @@ export class RecordedSpan implements Span, ReadableSpan {
   setStatus(status: SpanStatus): this {
     // The specification: OK is final, and UNSET never replaces a status that was set.
     if (this.endMs >= 0 || status.code === SpanStatusCode.UNSET || this.status.code === SpanStatusCode.OK) return this;
-    this.status = status.code === SpanStatusCode.ERROR && typeof status.message === 'string' ? { code: status.code, message: status.message } : { code: status.code };
+    this.status =
+      status.code === SpanStatusCode.ERROR && typeof status.message === 'string' ? { code: status.code, message: status.message } : { code: status.code };
     return this;
   }
 

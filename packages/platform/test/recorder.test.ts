@@ -71,6 +71,9 @@ function script(tracer: Tracer, root: Context): void {
   for (let i = 0; i < MAX_ATTRIBUTES_PER_SPAN + 2; i++) server.setAttribute(`k${i}`, i);
   server.setAttribute('k0', 'replaced, not dropped');
   server.setStatus({ code: SpanStatusCode.UNSET });
+  // Past the event and link limits (128 each): the oldest give way and are counted.
+  for (let i = 0; i < 130; i++) server.addEvent(`event ${i}`, { i });
+  for (let i = 0; i < 130; i++) server.addLink({ context: step.spanContext(), attributes: { i } });
   server.end();
 }
 

@@ -164,6 +164,34 @@ export class LinkedContext implements Context {
   }
 }
 
+/**
+ * The attributes of an event or a link as the SDK keeps them: valid values only, arrays copied,
+ * at most MAX_ATTRIBUTES_PER_SPAN (`dropped` counts the rest).
+ */
+function keptAttributes(given: Attributes | undefined): { kept: Attributes; count: number; dropped: number } {
+  const kept: Attributes = {};
+  let count = 0;
+  let dropped = 0;
+  for (const key in given) {
+    const v = given[key];
+    if (v === null || v === undefined || !isAttributeValue(v)) continue;
+    if (count >= MAX_ATTRIBUTES_PER_SPAN) dropped++;
+    else {
+      kept[key] = Array.isArray(v) ? v.slice() : v;
+      count++;
+    }
+  }
+  return { kept, count, dropped };
+}
+
+/** Appends to a list of at most `max` items, the oldest giving way; 1 when one did. */
+function pushBounded<T>(list: T[], item: T, max: number): number {
+  const full = list.length >= max;
+  if (full) list.shift();
+  list.push(item);
+  return full ? 1 : 0;
+}
+
 /** What every span of one tracer shares. */
 interface Shared {
   readonly resource: Resource;
@@ -282,43 +310,25 @@ export class RecordedSpan implements Span, ReadableSpan {
       attributes = attributesOrTime as Attributes | undefined;
     }
     if (this.events === NO_EVENTS) this.events = [];
-    if (this.events.length >= MAX_EVENTS_PER_SPAN) {
-      this.events.shift();
-      this.droppedEventsCount++;
-    }
-    const kept: Attributes = {};
-    let droppedAttributesCount = 0;
-    for (const key in attributes) {
-      const v = attributes[key];
-      if (v === null || v === undefined || !isAttributeValue(v)) continue;
-      if (Object.keys(kept).length >= MAX_ATTRIBUTES_PER_SPAN) droppedAttributesCount++;
-      else kept[key] = Array.isArray(v) ? v.slice() : v;
-    }
-    this.events.push({
-      name,
-      attributes: kept,
-      time: msToHrTime(time === undefined ? this.shared.clock.nowMs() : this.shared.clock.toEpochMs(time)),
-      droppedAttributesCount,
-    });
+    const { kept, dropped } = keptAttributes(attributes);
+    this.droppedEventsCount += pushBounded(
+      this.events,
+      {
+        name,
+        attributes: kept,
+        time: msToHrTime(time === undefined ? this.shared.clock.nowMs() : this.shared.clock.toEpochMs(time)),
+        droppedAttributesCount: dropped,
+      },
+      MAX_EVENTS_PER_SPAN,
+    );
     return this;
   }
 
   addLink(link: Link): this {
     if (this.endMs >= 0) return this;
     if (this.links === NO_LINKS) this.links = [];
-    if (this.links.length >= MAX_LINKS_PER_SPAN) {
-      this.links.shift();
-      this.droppedLinksCount++;
-    }
-    const attributes: Attributes = {};
-    let count = 0;
-    for (const key in link.attributes) {
-      const v = link.attributes[key];
-      if (v === null || v === undefined || !isAttributeValue(v)) continue;
-      attributes[key] = Array.isArray(v) ? v.slice() : v;
-      count++;
-    }
-    this.links.push(count > 0 ? { context: link.context, attributes } : { context: link.context });
+    const { kept, count } = keptAttributes(link.attributes);
+    this.droppedLinksCount += pushBounded(this.links, count > 0 ? { context: link.context, attributes: kept } : { context: link.context }, MAX_LINKS_PER_SPAN);
     return this;
   }
 

@@ -4,7 +4,8 @@
  *
  * 1. **Restarts** (BENCH_ROUNDS, default 2): tracing off (CONCORD_TRACING=false: no exporter, no
  *    spans) against on, each on a freshly started system after a warm-up that is not counted.
- *    Rounds alternate which configuration goes first (off, on | on, off | …).
+ *    Rounds alternate which configuration goes first (off, on | on, off | …). Each measured
+ *    phase also reads every instance's CPU: CPU per order with tracing off and on.
  * 2. **In place** (BENCH_SWITCH_PAIRS, default 6): one system, warmed up once, switched between
  *    100 % and 0 % sampling by an Istio Telemetry resource every BENCH_PHASE_MS, alternating
  *    which comes first in each pair. Both halves of a pair run on the same processes (same JIT
@@ -48,6 +49,8 @@ interface Sample {
   p50Ms: number;
   p99Ms: number;
   errors: number;
+  /** CPU of every instance over the measured phase, per order (µs): steadier than orders/s on a shared machine. */
+  cpuUsPerOrder: number;
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
@@ -95,8 +98,19 @@ async function once(tracing: boolean, round: number): Promise<Sample> {
   try {
     const load = loader(sys, prep, `round ${round} ${`tracing ${tracing ? 'on (100 %)' : 'off'}`.padEnd(18)}`);
     if (WARMUP_MS > 0) await load('warm-up', WARMUP_MS);
+    const controlUrl = sys.controlUrl as string;
+    const before = await cpuSecondsByInstance(controlUrl);
     const r = await load('measured', DURATION_MS);
-    return { tracing, ordersPerS: r.acknowledged / (r.durationMs / 1000), p50Ms: r.latency.p50Ms, p99Ms: r.latency.p99Ms, errors: r.errors };
+    const cpu = emptyCpuTally();
+    addCpu(cpu, before, await cpuSecondsByInstance(controlUrl), r.acknowledged);
+    return {
+      tracing,
+      ordersPerS: r.acknowledged / (r.durationMs / 1000),
+      p50Ms: r.latency.p50Ms,
+      p99Ms: r.latency.p99Ms,
+      errors: r.errors,
+      cpuUsPerOrder: perOrderUs(cpuTotal(cpu), cpu.orders),
+    };
   } finally {
     await sys.stop();
   }
@@ -196,7 +210,13 @@ async function main(): Promise<void> {
     const pairs = off.map((o, i) => 1 - (on[i] as Sample).ordersPerS / o.ordersPerS);
     process.stdout.write(`cost per round (odd rounds ran off first): ${pairs.map(pct).join(', ')}; median ${pct(median(pairs))}\n`);
     process.stdout.write(`tracing cost against CONCORD_TRACING=false: ${pct(cost)} of throughput (means; target ≤ 10 %): ${cost <= 0.1 ? 'met' : 'NOT met'}\n`);
-    Object.assign(out, { samples, offRate, onRate, cost, costPerRound: pairs, medianCost: median(pairs), durationMs: DURATION_MS, rounds: ROUNDS });
+    const offCpu = mean(off.map((s) => s.cpuUsPerOrder));
+    const onCpu = mean(on.map((s) => s.cpuUsPerOrder));
+    const restartCpuCost = 1 - offCpu / onCpu;
+    process.stdout.write(
+      `CPU per order (µs, every instance's process_cpu_seconds_total over the measured phase): off ${off.map((s) => s.cpuUsPerOrder.toFixed(0)).join(', ')}; on ${on.map((s) => s.cpuUsPerOrder.toFixed(0)).join(', ')}; tracing's share at 100 %: ${pct(restartCpuCost)} (means)\n`,
+    );
+    Object.assign(out, { samples, offRate, onRate, cost, costPerRound: pairs, medianCost: median(pairs), durationMs: DURATION_MS, rounds: ROUNDS, offCpuUsPerOrder: offCpu, onCpuUsPerOrder: onCpu, restartCpuCost });
   }
   if (switched) {
     const cost = 1 - mean(switched.on) / mean(switched.off);

@@ -18,7 +18,6 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Attributes, AttributeValue, Context, HrTime } from '@opentelemetry/api';
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { ProtoWriter } from '@concord/core';
-import { RecordedSpan } from './recorder.js';
 
 /** A request is sealed once this many bytes of spans wait: every request stays near this size. */
 export const FLUSH_AT_BYTES = 256 * 1024;
@@ -89,12 +88,6 @@ function writeTime(w: ProtoWriter, field: number, t: HrTime): void {
   w.fixed64Time(field, Math.trunc(t[0]), Math.round(t[1]));
 }
 
-/** Epoch milliseconds (a double) as fixed64 nanoseconds, with no [s, ns] pair made on the way. */
-function writeMsTime(w: ProtoWriter, field: number, ms: number): void {
-  const s = Math.floor(ms / 1000);
-  w.fixed64Time(field, s, Math.min(999_999_999, Math.round((ms - s * 1000) * 1e6)));
-}
-
 /** A finished span as an OTLP `Span` message in `field` (SpanKind + 1 is OTLP's numbering). */
 export function writeSpan(w: ProtoWriter, field: number, s: ReadableSpan): void {
   const sc = s.spanContext();
@@ -107,13 +100,8 @@ export function writeSpan(w: ProtoWriter, field: number, s: ReadableSpan): void 
   if (parent?.spanId) w.hex(4, parent.spanId);
   w.string(5, s.name);
   w.uint(6, s.kind + 1);
-  if (s instanceof RecordedSpan && !s.exactTimes) {
-    writeMsTime(w, 7, s.startMs);
-    writeMsTime(w, 8, s.endMs);
-  } else {
-    writeTime(w, 7, s.startTime);
-    writeTime(w, 8, s.endTime);
-  }
+  writeTime(w, 7, s.startTime);
+  writeTime(w, 8, s.endTime);
   writeKeyValues(w, 9, s.attributes);
   if (s.droppedAttributesCount) w.uint(10, s.droppedAttributesCount);
   for (const e of s.events) {

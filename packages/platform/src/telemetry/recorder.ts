@@ -215,9 +215,8 @@ export class RecordedSpan implements Span, ReadableSpan {
   droppedLinksCount = 0;
   private attributeCount = 0;
   /** Epoch milliseconds; -1 until the span ends. */
-  endMs = -1;
-  /** Times given as [s, ns] are kept as given (a double of epoch milliseconds holds ~0.2 µs). */
-  private startHr: HrTime | null = null;
+  private endMs = -1;
+  /** An end given as [s, ns], kept as given (a double of epoch milliseconds holds ~0.2 µs). */
   private endHr: HrTime | null = null;
 
   constructor(
@@ -227,7 +226,9 @@ export class RecordedSpan implements Span, ReadableSpan {
     readonly kind: SpanKind,
     readonly parentSpanContext: SpanContext | undefined,
     /** Epoch milliseconds (a double: ~0.2 µs apart at today's dates). */
-    readonly startMs: number,
+    private readonly startMs: number,
+    /** A start given as [s, ns], kept as given; else null. */
+    private readonly startHr: HrTime | null,
     attributes: Attributes | undefined,
     links: Link[] | undefined,
   ) {
@@ -256,21 +257,8 @@ export class RecordedSpan implements Span, ReadableSpan {
     return this.endMs < 0 ? [0, 0] : (this.endHr ?? msToHrTime(this.endMs));
   }
 
-  /** Whether a time was given as [s, ns] (then startTime/endTime hold it exactly, startMs/endMs to ~0.2 µs). */
-  get exactTimes(): boolean {
-    return this.startHr !== null || this.endHr !== null;
-  }
-
-  /** Keeps an explicit [s, ns] start (startSpan's `startTime`) exactly. */
-  exactStart(t: TimeInput | undefined): void {
-    if (Array.isArray(t)) this.startHr = [t[0], t[1]];
-  }
-
   get duration(): HrTime {
-    if (this.endMs < 0) return [-1, -1];
-    const ms = this.endMs - this.startMs;
-    const s = Math.floor(ms / 1000);
-    return [s, Math.round((ms - s * 1000) * 1e6)];
+    return this.endMs < 0 ? [-1, -1] : msToHrTime(this.endMs - this.startMs);
   }
 
   get ended(): boolean {
@@ -418,8 +406,8 @@ export class RecordingTracer implements Tracer {
     };
     if (decision.decision === SamplingDecision.NOT_RECORD) return trace.wrapSpanContext(spanContext);
     const startMs = options.startTime === undefined ? this.shared.clock.nowMs() : this.shared.clock.toEpochMs(options.startTime);
-    const span = new RecordedSpan(this.shared, spanContext, name, kind, validParent, startMs, attributes, options.links);
-    span.exactStart(options.startTime);
+    const exactStart = Array.isArray(options.startTime) ? ([options.startTime[0], options.startTime[1]] as HrTime) : null;
+    const span = new RecordedSpan(this.shared, spanContext, name, kind, validParent, startMs, exactStart, attributes, options.links);
     if (decision.attributes) span.setAttributes(decision.attributes);
     const processors = this.shared.processors;
     for (let i = 0; i < processors.length; i++) (processors[i] as SpanProcessor).onStart(span, ctx);

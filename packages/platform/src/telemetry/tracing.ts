@@ -91,14 +91,15 @@ export function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
   }
 }
 
+/** A parent-based sampler's answers under a local parent (see SwitchableSampler.shouldSample). */
+const SAMPLED: SamplingResult = Object.freeze({ decision: SamplingDecision.RECORD_AND_SAMPLED });
+const NOT_SAMPLED: SamplingResult = Object.freeze({ decision: SamplingDecision.NOT_RECORD });
+
 /**
  * The sampler in force, switchable while the process runs: a Telemetry resource's
  * randomSamplingPercentage replaces the one OTEL_TRACES_SAMPLER chose, and removing the
  * resource brings that one back. Decisions already made (spans started) are not revisited.
  */
-const SAMPLED: SamplingResult = Object.freeze({ decision: SamplingDecision.RECORD_AND_SAMPLED });
-const NOT_SAMPLED: SamplingResult = Object.freeze({ decision: SamplingDecision.NOT_RECORD });
-
 class SwitchableSampler implements Sampler {
   private current: Sampler;
 

@@ -92,17 +92,22 @@ function loader(sys: System, prep: Awaited<ReturnType<typeof prepare>>, label: s
       .finally(() => process.stderr.write('\n'));
 }
 
+/** Runs a measured phase and adds every instance's CPU over it to `tally`. */
+async function withCpu(controlUrl: string, tally: CpuTally, run: () => Promise<LoadResult>): Promise<LoadResult> {
+  const before = await cpuSecondsByInstance(controlUrl);
+  const r = await run();
+  addCpu(tally, before, await cpuSecondsByInstance(controlUrl), r.acknowledged);
+  return r;
+}
+
 /** Part 1: one configuration on a freshly started system. */
 async function once(tracing: boolean, round: number): Promise<Sample> {
   const { sys, prep } = await startWithUsers(`telemetry-${tracing ? 'on' : 'off'}-${round}`, tracing);
   try {
     const load = loader(sys, prep, `round ${round} ${`tracing ${tracing ? 'on (100 %)' : 'off'}`.padEnd(18)}`);
     if (WARMUP_MS > 0) await load('warm-up', WARMUP_MS);
-    const controlUrl = sys.controlUrl as string;
-    const before = await cpuSecondsByInstance(controlUrl);
-    const r = await load('measured', DURATION_MS);
     const cpu = emptyCpuTally();
-    addCpu(cpu, before, await cpuSecondsByInstance(controlUrl), r.acknowledged);
+    const r = await withCpu(sys.controlUrl as string, cpu, () => load('measured', DURATION_MS));
     return {
       tracing,
       ordersPerS: r.acknowledged / (r.durationMs / 1000),
@@ -166,9 +171,8 @@ async function inPlace(): Promise<{ on: number[]; off: number[]; pairs: number[]
       const rates: Record<number, number> = {};
       for (const p of order) {
         await setSampling(controlUrl, p);
-        const before = await cpuSecondsByInstance(controlUrl);
-        const r = await loader(sys, prep, `pair ${i}/${SWITCH_PAIRS} sampling ${String(p).padStart(3)} %`)('measured', PHASE_MS);
-        addCpu(cpu[p] as CpuTally, before, await cpuSecondsByInstance(controlUrl), r.acknowledged);
+        const load = loader(sys, prep, `pair ${i}/${SWITCH_PAIRS} sampling ${String(p).padStart(3)} %`);
+        const r = await withCpu(controlUrl, cpu[p] as CpuTally, () => load('measured', PHASE_MS));
         rates[p] = steadyRate(r);
       }
       on.push(rates[100] as number);

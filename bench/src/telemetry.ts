@@ -15,11 +15,18 @@
  *    costs); that small remainder is in part 1's figure and not in this one. Each phase also
  *    reads every instance's `process_cpu_seconds_total` before and after: CPU per order at 0 %
  *    and at 100 %, by service, which a shared machine's drift moves far less than orders/s.
+ * 3. **Side by side** (BENCH_SIDE_ROUNDS, default 2): the comparison of part 1 (tracing off
+ *    against on, fresh systems), but both systems started, warmed up and measured at the same
+ *    time, each with its own users and connections. Whatever the shared machine does during the
+ *    run it does to both, which back-to-back restarts cannot give: their rounds scattered from
+ *    1.5 to 25 %. Both systems saturate the same cores, so each gets about half of them; orders/s
+ *    then compare as the inverse of CPU per order, and CPU per order is read for each as well.
+ *    Rounds alternate which system starts first.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { type CpuTally, DEFAULT_TOPOLOGY, type LoadResult, addCpu, benchEnv, cpuSecondsByInstance, cpuTotal, emptyCpuTally, loadTopology, perOrderUs, prepare, runLoad, startEmbedded, usersFor } from '@concord/cli';
+import { type CpuSnapshot, type CpuTally, DEFAULT_TOPOLOGY, type LoadResult, addCpu, benchEnv, cpuSecondsByInstance, cpuTotal, emptyCpuTally, loadTopology, perOrderUs, prepare, runLoad, startEmbedded, usersFor } from '@concord/cli';
 import { OUT_DIR, json, median, pollUntil } from './system.js';
 
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 15_000);
@@ -36,8 +43,16 @@ const SWITCH_PAIRS = Number(process.env.BENCH_SWITCH_PAIRS ?? 6);
 const PHASE_MS = Number(process.env.BENCH_PHASE_MS ?? 8_000);
 /** The in-place system's warm-up, long enough to reach the plateau (see WARMUP_MS). */
 const SWITCH_WARMUP_MS = Number(process.env.BENCH_SWITCH_WARMUP_MS ?? 75_000);
-/** The longest any one system places orders (part 1's warm-up and phase, or part 2's): its users' wallets must last that long. */
-const SYSTEM_RUN_MS = Math.max(WARMUP_MS + DURATION_MS, SWITCH_WARMUP_MS + 2 * SWITCH_PAIRS * PHASE_MS);
+const SIDE_ROUNDS = Number(process.env.BENCH_SIDE_ROUNDS ?? 2);
+/** Part 3's measured phase: both systems at once, each on about half of the machine, so longer than part 1's. */
+const SIDE_DURATION_MS = Number(process.env.BENCH_SIDE_DURATION_MS ?? 30_000);
+/**
+ * Part 3's sampler for the traced system (an OTEL_TRACES_SAMPLER value). `always_off` leaves only
+ * what tracing costs without recording: contexts, non-recording spans, trace headers on every call.
+ */
+const SIDE_SAMPLER = process.env.BENCH_SIDE_SAMPLER ?? 'always_on';
+/** The longest any one system places orders (a part's warm-up and phases): its users' wallets must last that long. */
+const SYSTEM_RUN_MS = Math.max(WARMUP_MS + DURATION_MS, SWITCH_WARMUP_MS + 2 * SWITCH_PAIRS * PHASE_MS, WARMUP_MS + SIDE_DURATION_MS);
 /** Orders of a phase that may end otherwise than CONFIRMED before the run stops as not comparable. */
 const MAX_UNCONFIRMED_SHARE = 0.01;
 /** How long the data planes get to take a new sampling configuration. */
@@ -58,9 +73,9 @@ const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
 
 type System = Awaited<ReturnType<typeof startEmbedded>>;
 
-async function startWithUsers(dir: string, tracing: boolean) {
+async function startWithUsers(dir: string, tracing: boolean, sampler = 'always_on') {
   const password = randomBytes(9).toString('hex');
-  const env: Record<string, string> = { ...benchEnv(password), CONCORD_TRACING: String(tracing), OTEL_TRACES_SAMPLER: 'always_on' };
+  const env: Record<string, string> = { ...benchEnv(password), CONCORD_TRACING: String(tracing), OTEL_TRACES_SAMPLER: sampler };
   const sys = await startEmbedded({ dir: join(OUT_DIR, dir), topology: loadTopology(DEFAULT_TOPOLOGY), env });
   try {
     const prep = await prepare({ gatewayUrl: sys.gatewayUrl as string, adminEmail: env.CONCORD_ADMIN_EMAIL as string, adminPassword: password, users: usersFor({ ratePerS: 0, runMs: SYSTEM_RUN_MS, products: 50 }), products: 50, progress: () => {} });
@@ -71,7 +86,11 @@ async function startWithUsers(dir: string, tracing: boolean) {
   }
 }
 
-function loader(sys: System, prep: Awaited<ReturnType<typeof prepare>>, label: string) {
+type Tick = Parameters<NonNullable<Parameters<typeof runLoad>[0]['onTick']>>[0];
+const tickLine = (t: Tick) => `${t.acknowledged}/s  p99 ${t.p99Ms.toFixed(0)} ms`;
+
+/** Places orders on `sys` for a phase; the live line is the loader's own unless `onTick` takes it over. */
+function loader(sys: System, prep: Awaited<ReturnType<typeof prepare>>, label: string, onTick?: (phase: string, t: Tick) => void) {
   return (phase: string, durationMs: number): Promise<LoadResult> =>
     runLoad({
       gatewayUrl: sys.gatewayUrl as string,
@@ -80,7 +99,7 @@ function loader(sys: System, prep: Awaited<ReturnType<typeof prepare>>, label: s
       durationMs,
       ratePerS: 0,
       connections: CONNECTIONS,
-      onTick: (t) => process.stderr.write(`\r[bench:telemetry] ${label} ${phase} ${Math.round(t.elapsedMs / 1000)}s  ${t.acknowledged}/s  p99 ${t.p99Ms.toFixed(0)} ms   `),
+      onTick: (t) => (onTick ? onTick(phase, t) : process.stderr.write(`\r[bench:telemetry] ${label} ${phase} ${Math.round(t.elapsedMs / 1000)}s  ${tickLine(t)}   `)),
     })
       .then((r) => {
         // Phases compare like with like only while orders go through: refused ones (a drained
@@ -118,6 +137,52 @@ async function once(tracing: boolean, round: number): Promise<Sample> {
     };
   } finally {
     await sys.stop();
+  }
+}
+
+interface SideRound {
+  /** Tracing off, then on: orders/s over the same window, every instance's CPU per order, and the CPU by service. */
+  off: { ordersPerS: number; cpuUsPerOrder: number; cpu: CpuTally };
+  on: { ordersPerS: number; cpuUsPerOrder: number; cpu: CpuTally };
+}
+
+/** Part 3: a system with tracing off and one with tracing at 100 %, fresh, warmed up and measured at the same time. */
+async function sideBySide(round: number): Promise<SideRound> {
+  const order = round % 2 === 1 ? [false, true] : [true, false];
+  const name = (tracing: boolean) => (tracing ? 'on' : 'off');
+  const started: Array<{ tracing: boolean; sys: System; prep: Awaited<ReturnType<typeof prepare>> }> = [];
+  try {
+    for (const tracing of order) started.push({ tracing, ...(await startWithUsers(`telemetry-side-${name(tracing)}-${round}`, tracing, SIDE_SAMPLER)) });
+    // One live line for both loads: each tick updates its half.
+    const last: Record<string, string> = {};
+    const show = (tracing: boolean) => (phase: string, t: Tick) => {
+      last[name(tracing)] = tickLine(t);
+      process.stderr.write(`\r[bench:telemetry] side by side ${round}/${SIDE_ROUNDS} ${phase} ${Math.round(t.elapsedMs / 1000)}s  off ${last.off ?? '-'}  |  on ${last.on ?? '-'}   `);
+    };
+    const loads = started.map((s) => ({ ...s, load: loader(s.sys, s.prep, `side ${name(s.tracing)}`, show(s.tracing)) }));
+    if (WARMUP_MS > 0) await Promise.all(loads.map((l) => l.load('warm-up', WARMUP_MS)));
+    // Both loads start after both CPU readings and are read again after both end: one window.
+    const before = await Promise.all(loads.map((l) => cpuSecondsByInstance(l.sys.controlUrl as string)));
+    const results = await Promise.all(loads.map((l) => l.load('measured', SIDE_DURATION_MS)));
+    const after = await Promise.all(loads.map((l) => cpuSecondsByInstance(l.sys.controlUrl as string)));
+    const measured = loads.map((l, i) => {
+      const tally = emptyCpuTally();
+      const r = results[i] as LoadResult;
+      addCpu(tally, before[i] as CpuSnapshot, after[i] as CpuSnapshot, r.acknowledged);
+      return { tracing: l.tracing, ordersPerS: steadyRate(r), cpuUsPerOrder: perOrderUs(cpuTotal(tally), tally.orders), cpu: tally };
+    });
+    const pick = (tracing: boolean) => {
+      const m = measured.find((x) => x.tracing === tracing);
+      if (!m) throw new Error(`side by side: no ${name(tracing)} system measured`);
+      return { ordersPerS: m.ordersPerS, cpuUsPerOrder: m.cpuUsPerOrder, cpu: m.cpu };
+    };
+    const out = { off: pick(false), on: pick(true) };
+    process.stderr.write(
+      `[bench:telemetry] side by side ${round}: off ${out.off.ordersPerS.toFixed(1)}, on ${out.on.ordersPerS.toFixed(1)} orders/s (cost ${pct(1 - out.on.ordersPerS / out.off.ordersPerS)}); CPU per order ${out.off.cpuUsPerOrder.toFixed(0)} → ${out.on.cpuUsPerOrder.toFixed(0)} µs\n`,
+    );
+    return out;
+  } finally {
+    await Promise.all(started.map((s) => s.sys.stop()));
   }
 }
 
@@ -194,6 +259,8 @@ async function main(): Promise<void> {
     for (const tracing of order) samples.push(await once(tracing, round));
   }
   const switched = SWITCH_PAIRS > 0 ? await inPlace() : null;
+  const side: SideRound[] = [];
+  for (let round = 1; round <= SIDE_ROUNDS; round++) side.push(await sideBySide(round));
 
   const out: Record<string, unknown> = { connections: CONNECTIONS };
   if (samples.length > 0) {
@@ -255,6 +322,57 @@ async function main(): Promise<void> {
       cpuCost,
       phaseMs: PHASE_MS,
       warmupMs: SWITCH_WARMUP_MS,
+    };
+  }
+  if (side.length > 0) {
+    const costs = side.map((r) => 1 - r.on.ordersPerS / r.off.ordersPerS);
+    const cpuCosts = side.map((r) => 1 - r.off.cpuUsPerOrder / r.on.cpuUsPerOrder);
+    const cost = 1 - mean(side.map((r) => r.on.ordersPerS)) / mean(side.map((r) => r.off.ordersPerS));
+    const cpuCost = 1 - mean(side.map((r) => r.off.cpuUsPerOrder)) / mean(side.map((r) => r.on.cpuUsPerOrder));
+    process.stdout.write(
+      `\n3. side by side: a system with CONCORD_TRACING=false and one with OTEL_TRACES_SAMPLER=${SIDE_SAMPLER}, fresh, warmed up ${WARMUP_MS / 1000} s and measured ${SIDE_DURATION_MS / 1000} s at the same time, ${CONNECTIONS} connections each, × ${SIDE_ROUNDS} rounds\n`,
+    );
+    process.stdout.write(`${'round'.padEnd(8)}${'off /s'.padStart(10)}${'on /s'.padStart(10)}${'cost'.padStart(10)}${'off µs'.padStart(10)}${'on µs'.padStart(10)}${'CPU cost'.padStart(10)}\n`);
+    for (const [i, r] of side.entries()) {
+      process.stdout.write(
+        `${String(i + 1).padEnd(8)}${r.off.ordersPerS.toFixed(1).padStart(10)}${r.on.ordersPerS.toFixed(1).padStart(10)}${pct(costs[i] as number).padStart(10)}${r.off.cpuUsPerOrder.toFixed(0).padStart(10)}${r.on.cpuUsPerOrder.toFixed(0).padStart(10)}${pct(cpuCosts[i] as number).padStart(10)}\n`,
+      );
+    }
+    // Both systems' CPU by service, over every round.
+    const total = (tracing: 'off' | 'on') => {
+      const t = emptyCpuTally();
+      for (const r of side) {
+        for (const [service, seconds] of r[tracing].cpu.seconds) t.seconds.set(service, (t.seconds.get(service) ?? 0) + seconds);
+        t.orders += r[tracing].cpu.orders;
+      }
+      return t;
+    };
+    const off = total('off');
+    const on = total('on');
+    process.stdout.write(`CPU per order by service (µs, all rounds):\n${'service'.padEnd(16)}${'off'.padStart(8)}${'on'.padStart(8)}${'+'.padStart(8)}\n`);
+    const perService = Object.fromEntries(
+      [...new Set([...off.seconds.keys(), ...on.seconds.keys()])].sort().map((service) => {
+        const a = perOrderUs(off.seconds.get(service) ?? 0, off.orders);
+        const b = perOrderUs(on.seconds.get(service) ?? 0, on.orders);
+        process.stdout.write(`${service.padEnd(16)}${a.toFixed(0).padStart(8)}${b.toFixed(0).padStart(8)}${(b - a).toFixed(0).padStart(8)}\n`);
+        return [service, { off: a, on: b }];
+      }),
+    );
+    // The busier system takes more of the shared cores (the scheduler shares them between
+    // runnable threads, not between systems), so its orders/s understate what tracing costs a
+    // system alone on the machine; that cost is the CPU per order's.
+    process.stdout.write(
+      `tracing cost against CONCORD_TRACING=false, side by side: ${pct(cpuCost)} of the CPU an order costs (means; target ≤ 10 %): ${cpuCost <= 0.1 ? 'met' : 'NOT met'}; orders/s ${pct(cost)} lower (understated: the traced system took more of the cores)\n`,
+    );
+    out.sideBySide = {
+      rounds: side.map((r) => ({ off: { ordersPerS: r.off.ordersPerS, cpuUsPerOrder: r.off.cpuUsPerOrder }, on: { ordersPerS: r.on.ordersPerS, cpuUsPerOrder: r.on.cpuUsPerOrder } })),
+      costs,
+      cpuCosts,
+      cost,
+      cpuCost,
+      cpuUsPerOrderByService: perService,
+      durationMs: SIDE_DURATION_MS,
+      warmupMs: WARMUP_MS,
     };
   }
   mkdirSync(OUT_DIR, { recursive: true });

@@ -226,6 +226,34 @@ test('every processor sees a span start once and end once; the SDK’s OTLP seri
   assert.ok(bytes && bytes.length > 0);
 });
 
+test('onEnding sees the end time set and the span still writable, as in the SDK; onEnd sees it ended', () => {
+  const run = (make: (processors: SpanProcessor[]) => Tracer) => {
+    const seen: Array<Record<string, unknown>> = [];
+    const exporter = new InMemorySpanExporter();
+    const probe: SpanProcessor = {
+      onStart: () => {},
+      onEnding: (s) => {
+        const r = s as unknown as ReadableSpan;
+        seen.push({ hook: 'onEnding', ended: r.ended, endTimeSet: r.endTime[0] > 0, recording: s.isRecording() });
+        s.setAttribute('set.in.onEnding', true);
+      },
+      onEnd: (s) => seen.push({ hook: 'onEnd', ended: s.ended, endTimeSet: s.endTime[0] > 0 }),
+      forceFlush: async () => {},
+      shutdown: async () => {},
+    };
+    make([probe, new SimpleSpanProcessor(exporter)]).startSpan('ending').end();
+    return { seen, attributes: exporter.getFinishedSpans()[0]?.attributes };
+  };
+  const ours = run((processors) => new RecordingTracer({ resource, scope, sampler: new AlwaysOnSampler(), processors }));
+  const theirs = run((spanProcessors) => new BasicTracerProvider({ resource, spanProcessors }).getTracer(scope.name));
+  assert.deepEqual(ours, theirs);
+  assert.deepEqual(ours.seen, [
+    { hook: 'onEnding', ended: false, endTimeSet: true, recording: true },
+    { hook: 'onEnd', ended: true, endTimeSet: true },
+  ]);
+  assert.deepEqual(ours.attributes, { 'set.in.onEnding': true });
+});
+
 test('ids: hex of 32 and 16 digits, never all zeros, not repeated across many draws', () => {
   const ids = new IdSource();
   const seen = new Set<string>();

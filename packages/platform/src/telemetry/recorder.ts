@@ -216,6 +216,8 @@ export class RecordedSpan implements Span, ReadableSpan {
   private attributeCount = 0;
   /** Epoch milliseconds; -1 until the span ends. */
   private endMs = -1;
+  /** Set after the processors' onEnding: until then the span takes writes, as the SDK's does. */
+  private done = false;
   /** An end given as [s, ns], kept as given (a double of epoch milliseconds holds ~0.2 µs). */
   private endHr: HrTime | null = null;
 
@@ -262,15 +264,15 @@ export class RecordedSpan implements Span, ReadableSpan {
   }
 
   get ended(): boolean {
-    return this.endMs >= 0;
+    return this.done;
   }
 
   isRecording(): boolean {
-    return this.endMs < 0;
+    return !this.done;
   }
 
   setAttribute(key: string, value: AttributeValue): this {
-    if (this.endMs >= 0 || value === null || value === undefined || key === '' || !isAttributeValue(value)) return this;
+    if (this.done || value === null || value === undefined || key === '' || !isAttributeValue(value)) return this;
     if (!Object.hasOwn(this.attributes, key)) {
       if (this.attributeCount >= MAX_ATTRIBUTES_PER_SPAN) {
         this.droppedAttributesCount++;
@@ -290,7 +292,7 @@ export class RecordedSpan implements Span, ReadableSpan {
   }
 
   addEvent(name: string, attributesOrTime?: Attributes | TimeInput, time?: TimeInput): this {
-    if (this.endMs >= 0) return this;
+    if (this.done) return this;
     let attributes: Attributes | undefined;
     if (attributesOrTime !== undefined && (typeof attributesOrTime === 'number' || attributesOrTime instanceof Date || Array.isArray(attributesOrTime))) {
       time ??= attributesOrTime as TimeInput;
@@ -313,7 +315,7 @@ export class RecordedSpan implements Span, ReadableSpan {
   }
 
   addLink(link: Link): this {
-    if (this.endMs >= 0) return this;
+    if (this.done) return this;
     if (this.links === NO_LINKS) this.links = [];
     const { kept, count } = keptAttributes(link.attributes);
     this.droppedLinksCount += pushBounded(this.links, count > 0 ? { context: link.context, attributes: kept } : { context: link.context }, MAX_LINKS_PER_SPAN);
@@ -327,14 +329,14 @@ export class RecordedSpan implements Span, ReadableSpan {
 
   setStatus(status: SpanStatus): this {
     // The specification: OK is final, and UNSET never replaces a status that was set.
-    if (this.endMs >= 0 || status.code === SpanStatusCode.UNSET || this.status.code === SpanStatusCode.OK) return this;
+    if (this.done || status.code === SpanStatusCode.UNSET || this.status.code === SpanStatusCode.OK) return this;
     this.status =
       status.code === SpanStatusCode.ERROR && typeof status.message === 'string' ? { code: status.code, message: status.message } : { code: status.code };
     return this;
   }
 
   updateName(name: string): this {
-    if (this.endMs < 0) this.name = name;
+    if (!this.done) this.name = name;
     return this;
   }
 
@@ -360,11 +362,12 @@ export class RecordedSpan implements Span, ReadableSpan {
       endMs = this.startMs;
       this.endHr = this.startHr;
     } else if (Array.isArray(endTime)) this.endHr = [endTime[0], endTime[1]];
-    const processors = this.shared.processors;
-    // onEnding (the SDK's newer hook) sees the span still writable (its end time not yet set);
-    // onEnd sees it ended.
-    for (let i = 0; i < processors.length; i++) (processors[i] as SpanProcessor).onEnding?.(this);
     this.endMs = endMs;
+    const processors = this.shared.processors;
+    // onEnding (the SDK's newer hook) sees the end time set and the span still writable; onEnd
+    // sees it ended.
+    for (let i = 0; i < processors.length; i++) (processors[i] as SpanProcessor).onEnding?.(this);
+    this.done = true;
     for (let i = 0; i < processors.length; i++) (processors[i] as SpanProcessor).onEnd(this);
   }
 }

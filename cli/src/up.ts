@@ -34,6 +34,12 @@ export async function up(): Promise<number> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  // `concord up | head`: once the reader of the output is gone, stop as on Ctrl-C rather than die
+  // of the write error and leave every process to notice on its own.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    stop('output closed');
+  });
   try {
     const ready = await sup.start();
     process.stdout.write(`concord ready gateway=${ready.gatewayUrl ?? 'none'} console=${ready.controlUrl}\n`);

@@ -108,6 +108,8 @@ const ACTIVE = ['RUNNING', 'COMPENSATING'] as const;
 const MAX_BEGUN_AT_CREATE = 10_000;
 const FAILED = Symbol('failed');
 const MAX_DETAIL_CHARS = 2000;
+/** Sagas whose lease one statement renews at most (the ids are bound as parameters). */
+const RENEW_CHUNK = 500;
 
 class LostOwnership extends Error {}
 
@@ -329,16 +331,33 @@ export class SagaRuntime {
     void this.recover();
   }
 
-  private async renewLeases(): Promise<void> {
+  /**
+   * Pushes back the lease of every active saga this instance owns; resolves to how many. On
+   * PostgreSQL and MySQL the rows a transaction holds at that moment (a group commit writing
+   * those sagas' progress) are skipped, so the renewal never waits for a lock: one statement
+   * locking all the rows in its own order, while a group commit held some of them and wanted
+   * another, deadlocked, and PostgreSQL broke the cycle only after its deadlock_timeout (1 s),
+   * stalling the group. A saga skipped is being written right then; the next renewal, a third
+   * of a lease later, takes it. SQLite has one writer at a time: nothing to skip.
+   */
+  async renewLeases(): Promise<number> {
+    const until = this.now() + this.leaseMs;
     try {
-      await this.db
-        .updateTable('sagas')
-        .set({ lease_until_ms: this.now() + this.leaseMs })
-        .where('owner', '=', this.opts.owner)
-        .where('status', 'in', ACTIVE)
-        .execute();
+      if (this.opts.store.dialect === 'sqlite') {
+        const r = await this.db.updateTable('sagas').set({ lease_until_ms: until }).where('owner', '=', this.opts.owner).where('status', 'in', ACTIVE).executeTakeFirst();
+        return Number(r.numUpdatedRows);
+      }
+      return await this.opts.store.tx(async (trx) => {
+        const t = trx as Kysely<SagaTables>;
+        const ids = (await t.selectFrom('sagas').select('id').where('owner', '=', this.opts.owner).where('status', 'in', ACTIVE).forUpdate().skipLocked().execute()).map((r) => r.id);
+        for (let i = 0; i < ids.length; i += RENEW_CHUNK) {
+          await t.updateTable('sagas').set({ lease_until_ms: until }).where('id', 'in', ids.slice(i, i + RENEW_CHUNK)).execute();
+        }
+        return ids.length;
+      });
     } catch (err) {
       this.opts.log.warn({ err }, 'saga lease renewal failed');
+      return 0;
     }
   }
 

@@ -34,11 +34,12 @@ export async function up(): Promise<number> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
-  // `concord up | head`: once the reader of the output is gone, stop as on Ctrl-C rather than die
-  // of the write error and leave every process to notice on its own.
+  // `concord up | head`: once the output cannot be written (its reader gone, EPIPE, or any other
+  // failure) stop as on Ctrl-C rather than die of the write error and leave every process to
+  // notice on its own.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EPIPE') throw err;
-    stop('output closed');
+    if (err.code !== 'EPIPE') process.stderr.write(`concord: writing the output failed (${err.code ?? err.message}); stopping\n`);
+    stop('output failed');
   });
   try {
     const ready = await sup.start();

@@ -54,7 +54,8 @@ async function up(name: string): Promise<{ cli: ChildProcessWithoutNullStreams; 
   const exited = new Promise<number | null>((resolve) => cli.once('exit', (code) => resolve(code)));
   let out = '';
   cli.stderr.on('data', (d) => (out = (out + d).slice(-20_000)));
-  await new Promise<void>((resolve, reject) => {
+  try {
+    await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`concord up was not ready within ${START_BOUND_MS} ms:\n${out}`)), START_BOUND_MS);
     const onData = (d: Buffer) => {
       out = (out + d).slice(-20_000);
@@ -66,18 +67,38 @@ async function up(name: string): Promise<{ cli: ChildProcessWithoutNullStreams; 
     };
     cli.stdout.on('data', onData);
     void exited.then((code) => reject(new Error(`concord up exited (${code}) before it was ready:\n${out}`)));
+    });
+    const services = childrenOf(cli.pid as number);
+    assert.ok(services.length >= 7, `concord up runs a process per instance (found ${services.length})`);
+    return { cli, services, exited };
+  } catch (err) {
+    // Never leave a system running behind a failed start.
+    const left = cli.pid ? childrenOf(cli.pid) : [];
+    cli.kill('SIGKILL');
+    for (const pid of left) process.kill(pid, 'SIGKILL');
+    throw err;
+  }
+}
+
+/** The pid of the instance `instanceId` among `pids` (its CONCORD_INSTANCE_ID). */
+function instancePid(pids: number[], instanceId: string): number {
+  const pid = pids.find((p) => {
+    try {
+      return readFileSync(`/proc/${p}/environ`, 'utf8').split('\0').includes(`CONCORD_INSTANCE_ID=${instanceId}`);
+    } catch {
+      return false;
+    }
   });
-  const services = childrenOf(cli.pid as number);
-  assert.ok(services.length >= 7, `concord up runs a process per instance (found ${services.length})`);
-  return { cli, services, exited };
+  assert.ok(pid, `a process runs ${instanceId}`);
+  return pid;
 }
 
 test('kill -9 of concord up: every service it started stops on its own', { skip: process.platform !== 'linux' && 'reads /proc' }, async () => {
   const { cli, services, exited } = await up('up-killed');
+  // With it go the read ends of the services' output: the lines they log while stopping cannot
+  // be written.
   process.kill(cli.pid as number, 'SIGKILL');
   await exited;
-  // Nothing reads their output any more: lines logged while stopping cannot be written.
-  cli.stdout.destroy();
   try {
     await pollUntil(`every service of the killed concord up has exited (left: ${services.filter(alive).join(', ')})`, () => services.every((pid) => !alive(pid)), STOP_BOUND_MS, 100);
   } finally {
@@ -89,7 +110,7 @@ test('concord up whose output is no longer read (concord up | head) stops every 
   const { cli, services, exited } = await up('up-output-gone');
   cli.stdout.destroy();
   // Something to say: a service that dies makes the supervisor write a line.
-  process.kill(services[0] as number, 'SIGKILL');
+  process.kill(instancePid(services, 'user-1'), 'SIGKILL');
   try {
     const code = await Promise.race([exited, new Promise<'running'>((r) => setTimeout(() => r('running'), STOP_BOUND_MS).unref())]);
     assert.equal(code, 0, 'concord up stopped and exited 0');

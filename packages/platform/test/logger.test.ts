@@ -30,48 +30,114 @@ test('every line reaches the output whole, one JSON object per line with the ser
   assert.equal(sink.dropped, 0);
 });
 
+const failing = (code: string) => Object.assign(new Error(`${code}: write failed`), { code });
+
+/** A fake output: `full` answers EAGAIN, `accept` caps the bytes a write takes; records what went out. */
+function fakeOutput() {
+  const out = { written: '', calls: 0, slept: 0, full: false, accept: Number.POSITIVE_INFINITY, fail: '' };
+  const io = {
+    sleep: (ms: number) => {
+      out.slept += ms;
+    },
+    write: (_fd: number, data: string | Buffer) => {
+      out.calls++;
+      if (out.fail) throw failing(out.fail);
+      if (out.full) throw failing('EAGAIN');
+      const bytes = Buffer.from(data);
+      const n = Math.min(bytes.length, out.accept);
+      out.written += bytes.subarray(0, n).toString();
+      return n;
+    },
+  };
+  return { out, io };
+}
+
 test('an output that is gone (EPIPE, EBADF) drops the line, and the next ones without trying again', () => {
-  const fd = openSync(join(mkdtempSync(join(tmpdir(), 'concord-log-')), 'out.log'), 'w');
-  closeSync(fd);
-  const sink = new LineSink(fd);
-  sink.write('{"msg":"lost"}\n');
-  assert.equal(sink.closed, true);
-  sink.write('{"msg":"lost too"}\n');
-  assert.equal(sink.dropped, 2);
+  for (const code of ['EPIPE', 'EBADF']) {
+    const { out, io } = fakeOutput();
+    const sink = new LineSink(1, io);
+    out.fail = code;
+    sink.write('{"msg":"lost"}\n');
+    assert.equal(sink.closed, true);
+    sink.write('{"msg":"lost too"}\n');
+    assert.equal(sink.dropped, 2);
+    assert.equal(out.calls, 1, `after ${code} nothing is tried again`);
+  }
 });
 
-test('a full output (EAGAIN) is retried for a bounded time per line, then the line is dropped and the next one tried', () => {
-  const eagain = () => Object.assign(new Error('EAGAIN: resource temporarily unavailable'), { code: 'EAGAIN' });
-  let slept = 0;
-  let fullFor = 3;
-  const written: string[] = [];
+test('any other write error drops that line only', () => {
+  const { out, io } = fakeOutput();
+  const sink = new LineSink(1, io);
+  out.fail = 'ENOSPC';
+  sink.write('{"msg":"lost"}\n');
+  out.fail = '';
+  sink.write('{"msg":"kept"}\n');
+  assert.equal(sink.closed, false);
+  assert.equal(sink.dropped, 1);
+  assert.equal(out.written, '{"msg":"kept"}\n');
+});
+
+test('a full output (EAGAIN) holds a line at most MAX_BLOCKED_WRITE_MS; past it lines get one try each, without waiting, until one goes through', () => {
+  const { out, io } = fakeOutput();
+  const sink = new LineSink(1, io);
+  out.full = true;
+  sink.write('{"msg":"dropped after the bound"}\n');
+  assert.equal(sink.dropped, 1);
+  assert.ok(out.slept >= MAX_BLOCKED_WRITE_MS && out.slept <= MAX_BLOCKED_WRITE_MS + 10, `slept ${out.slept} ms`);
+  const slept = out.slept;
+  sink.write('{"msg":"dropped at once"}\n');
+  assert.equal(sink.dropped, 2);
+  assert.equal(out.slept, slept, 'a congested output is not waited for again');
+  out.full = false;
+  sink.write('{"msg":"through"}\n');
+  assert.equal(out.written, '{"msg":"through"}\n');
+  assert.equal(sink.closed, false, 'a full output is not a gone one');
+});
+
+test('a line cut short by a full output is finished before the next one: lines never run together', () => {
+  const { out, io } = fakeOutput();
+  out.accept = 5;
+  // Five bytes go out, then the output is full past the bound: the rest waits.
+  let calls = 0;
   const sink = new LineSink(1, {
-    sleep: (ms) => {
-      slept += ms;
-    },
-    write: (_fd, data) => {
-      if (fullFor-- > 0) throw eagain();
-      // Half of it fits: the rest goes on the next write.
-      const text = String(data);
-      const n = Math.ceil(Buffer.byteLength(text) / 2);
-      written.push(Buffer.from(text).subarray(0, n).toString());
+    sleep: io.sleep,
+    write: (fd, data) => {
+      const n = io.write(fd, data);
+      if (++calls === 1) out.full = true;
       return n;
     },
   });
-  sink.write('{"msg":"waits"}\n');
-  assert.equal(written.join(''), '{"msg":"waits"}\n');
-  assert.ok(slept > 0 && slept < MAX_BLOCKED_WRITE_MS);
+  sink.write('{"msg":"first line"}\n');
+  assert.equal(out.written, '{"msg');
+  out.accept = Number.POSITIVE_INFINITY;
+  out.full = false;
+  sink.write('{"msg":"second"}\n');
+  assert.equal(out.written, '{"msg":"first line"}\n{"msg":"second"}\n');
   assert.equal(sink.dropped, 0);
+});
 
-  fullFor = Number.POSITIVE_INFINITY;
-  slept = 0;
-  sink.write('{"msg":"dropped"}\n');
-  assert.equal(sink.dropped, 1);
-  assert.ok(slept >= MAX_BLOCKED_WRITE_MS && slept <= MAX_BLOCKED_WRITE_MS + 10, `slept ${slept} ms`);
-  assert.equal(sink.closed, false, 'a full output is not a gone one');
-  fullFor = 0;
-  sink.write('{"msg":"next"}\n');
-  assert.match(written.join(''), /"next"/);
+test('a reader that stops reading holds a logging process about MAX_BLOCKED_WRITE_MS, not until it reads again', async () => {
+  const loggerUrl = new URL('../src/service-kit/logger.js', import.meta.url).href;
+  // 20,000 lines (~2 MB) overflow the pipe and the reader's buffer many times over.
+  const script = `
+    import { createLogger } from ${JSON.stringify(loggerUrl)};
+    const log = createLogger({ service: 't', instance: 't-1', version: 'v1' }, 'info');
+    const t0 = Date.now();
+    for (let i = 0; i < 20000; i++) log.info({ i, pad: 'x'.repeat(60) }, 'line');
+    process.stderr.write('logged in ' + (Date.now() - t0) + ' ms\\n');
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.pause();
+  let stderr = '';
+  child.stderr.on('data', (d) => {
+    stderr += String(d);
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const timeout = new Promise<'held'>((resolve) => setTimeout(() => resolve('held'), 20_000).unref());
+  const code = await Promise.race([exited, timeout]);
+  if (code === 'held') child.kill('SIGKILL');
+  assert.equal(code, 0, `the child logged and exited while its output went unread (stderr: ${stderr})`);
+  assert.match(stderr, /logged in \d+ ms/);
 });
 
 test('a service whose stdout reader died still logs without failing and exits when it ends', async () => {

@@ -110,6 +110,8 @@ const FAILED = Symbol('failed');
 const MAX_DETAIL_CHARS = 2000;
 /** Sagas whose lease one statement renews at most (the ids are bound as parameters). */
 const RENEW_CHUNK = 500;
+/** MySQL's and MariaDB's "You have an error in your SQL syntax". */
+const ER_PARSE_ERROR = 1064;
 
 class LostOwnership extends Error {}
 
@@ -331,6 +333,9 @@ export class SagaRuntime {
     void this.recover();
   }
 
+  /** The server refused SKIP LOCKED once: renewals use the plain update from then on. */
+  private skipLockedRefused = false;
+
   /**
    * Pushes back the lease of every active saga this instance owns; resolves to how many. On
    * PostgreSQL and MySQL the rows a transaction holds at that moment (a group commit writing
@@ -343,18 +348,30 @@ export class SagaRuntime {
   async renewLeases(): Promise<number> {
     const until = this.now() + this.leaseMs;
     try {
-      if (this.opts.store.dialect === 'sqlite') {
-        const r = await this.db.updateTable('sagas').set({ lease_until_ms: until }).where('owner', '=', this.opts.owner).where('status', 'in', ACTIVE).executeTakeFirst();
-        return Number(r.numUpdatedRows);
-      }
-      return await this.opts.store.tx(async (trx) => {
-        const t = trx as Kysely<SagaTables>;
-        const ids = (await t.selectFrom('sagas').select('id').where('owner', '=', this.opts.owner).where('status', 'in', ACTIVE).forUpdate().skipLocked().execute()).map((r) => r.id);
-        for (let i = 0; i < ids.length; i += RENEW_CHUNK) {
-          await t.updateTable('sagas').set({ lease_until_ms: until }).where('id', 'in', ids.slice(i, i + RENEW_CHUNK)).execute();
+      if (this.opts.store.dialect !== 'sqlite' && !this.skipLockedRefused) {
+        try {
+          // READ COMMITTED: MySQL's default (REPEATABLE READ) would keep locks on every row and
+          // gap the index scan passed, other owners' sagas and new sagas' inserts included.
+          return await this.db
+            .transaction()
+            .setIsolationLevel('read committed')
+            .execute(async (t) => {
+              const ids = (await t.selectFrom('sagas').select('id').where('owner', '=', this.opts.owner).where('status', 'in', ACTIVE).forUpdate().skipLocked().execute()).map((r) => r.id);
+              for (let i = 0; i < ids.length; i += RENEW_CHUNK) {
+                await t.updateTable('sagas').set({ lease_until_ms: until }).where('id', 'in', ids.slice(i, i + RENEW_CHUNK)).execute();
+              }
+              return ids.length;
+            });
+        } catch (err) {
+          // MySQL before 8.0 and MariaDB before 10.6 have no SKIP LOCKED (a syntax error): renew
+          // as before, at the risk of the deadlocks above, rather than not at all.
+          if ((err as { errno?: number }).errno !== ER_PARSE_ERROR) throw err;
+          this.skipLockedRefused = true;
+          this.opts.log.warn('this MySQL/MariaDB has no SKIP LOCKED (MySQL 8.0+, MariaDB 10.6+): saga leases are renewed with a plain update, which can deadlock with group commits');
         }
-        return ids.length;
-      });
+      }
+      const r = await this.db.updateTable('sagas').set({ lease_until_ms: until }).where('owner', '=', this.opts.owner).where('status', 'in', ACTIVE).executeTakeFirst();
+      return Number(r.numUpdatedRows);
     } catch (err) {
       this.opts.log.warn({ err }, 'saga lease renewal failed');
       return 0;

@@ -27,8 +27,8 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { type CpuSnapshot, type CpuTally, DEFAULT_TOPOLOGY, type LoadResult, addCpu, benchEnv, cpuSecondsByInstance, cpuTotal, emptyCpuTally, loadTopology, perOrderUs, prepare, runLoad, startEmbedded, usersFor } from '@concord/cli';
+import { type CpuTally, type LoadResult, addCpu, cpuSecondsByInstance, cpuTotal, emptyCpuTally, perOrderUs } from '@concord/cli';
+import { type SideResult, loader, pct, printByService, sideBySideRound, startWithUsers, steadyRate, totalCpu } from './side-by-side.js';
 import { OUT_DIR, json, median, pollUntil } from './system.js';
 
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 15_000);
@@ -55,8 +55,6 @@ const SIDE_DURATION_MS = Number(process.env.BENCH_SIDE_DURATION_MS ?? 30_000);
 const SIDE_SAMPLER = process.env.BENCH_SIDE_SAMPLER ?? 'always_on';
 /** The longest any one system places orders (a part's warm-up and phases): its users' wallets must last that long. */
 const SYSTEM_RUN_MS = Math.max(WARMUP_MS + DURATION_MS, SWITCH_WARMUP_MS + 2 * SWITCH_PAIRS * PHASE_MS, WARMUP_MS + SIDE_DURATION_MS);
-/** Orders of a phase that may end otherwise than CONFIRMED before the run stops as not comparable. */
-const MAX_UNCONFIRMED_SHARE = 0.01;
 /** How long the data planes get to take a new sampling configuration. */
 const ACK_TIMEOUT_MS = 10_000;
 
@@ -71,50 +69,9 @@ interface Sample {
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
-
-type System = Awaited<ReturnType<typeof startEmbedded>>;
-
-async function startWithUsers(dir: string, tracing: boolean, sampler = 'always_on') {
-  const password = randomBytes(9).toString('hex');
-  const env: Record<string, string> = { ...benchEnv(password), CONCORD_TRACING: String(tracing), OTEL_TRACES_SAMPLER: sampler };
-  const sys = await startEmbedded({ dir: join(OUT_DIR, dir), topology: loadTopology(DEFAULT_TOPOLOGY), env });
-  try {
-    const prep = await prepare({ gatewayUrl: sys.gatewayUrl as string, adminEmail: env.CONCORD_ADMIN_EMAIL as string, adminPassword: password, users: usersFor({ ratePerS: 0, runMs: SYSTEM_RUN_MS, products: 50 }), products: 50, progress: () => {} });
-    return { sys, prep };
-  } catch (err) {
-    await sys.stop();
-    throw err;
-  }
-}
-
-type Tick = Parameters<NonNullable<Parameters<typeof runLoad>[0]['onTick']>>[0];
-const tickLine = (t: Tick) => `${t.acknowledged}/s  p99 ${t.p99Ms.toFixed(0)} ms`;
-
-/** Places orders on `sys` for a phase; the live line is the loader's own unless `onTick` takes it over. */
-function loader(sys: System, prep: Awaited<ReturnType<typeof prepare>>, label: string, onTick?: (phase: string, t: Tick) => void) {
-  return (phase: string, durationMs: number): Promise<LoadResult> =>
-    runLoad({
-      gatewayUrl: sys.gatewayUrl as string,
-      users: prep.users,
-      productIds: prep.productIds,
-      durationMs,
-      ratePerS: 0,
-      connections: CONNECTIONS,
-      onTick: (t) => (onTick ? onTick(phase, t) : process.stderr.write(`\r[bench:telemetry] ${label} ${phase} ${Math.round(t.elapsedMs / 1000)}s  ${tickLine(t)}   `)),
-    })
-      .then((r) => {
-        // Phases compare like with like only while orders go through: refused ones (a drained
-        // wallet, no stock) take a shorter path with fewer spans.
-        const refused = Object.entries(r.orderStatuses).reduce((n, [status, count]) => (status === 'CONFIRMED' ? n : n + count), 0);
-        if (refused > MAX_UNCONFIRMED_SHARE * r.acknowledged) throw new Error(`${label} ${phase}: ${refused} of ${r.acknowledged} orders did not end CONFIRMED (${JSON.stringify(r.orderStatuses)}); the figures would not compare`);
-        return r;
-      })
-      .finally(() => {
-        // A taken-over live line is ended by whoever took it.
-        if (!onTick) process.stderr.write('\n');
-      });
-}
+const PREFIX = 'bench:telemetry';
+const tracingEnv = (tracing: boolean, sampler = 'always_on'): Record<string, string> => ({ CONCORD_TRACING: String(tracing), OTEL_TRACES_SAMPLER: sampler });
+const load = (sys: Parameters<typeof loader>[0], prep: Parameters<typeof loader>[1], label: string) => loader(sys, prep, { prefix: PREFIX, label, connections: CONNECTIONS });
 
 /** Runs a measured phase and adds every instance's CPU over it to `tally`. */
 async function withCpu(controlUrl: string, tally: CpuTally, run: () => Promise<LoadResult>): Promise<LoadResult> {
@@ -126,12 +83,12 @@ async function withCpu(controlUrl: string, tally: CpuTally, run: () => Promise<L
 
 /** Part 1: one configuration on a freshly started system. */
 async function once(tracing: boolean, round: number): Promise<Sample> {
-  const { sys, prep } = await startWithUsers(`telemetry-${tracing ? 'on' : 'off'}-${round}`, tracing);
+  const { sys, prep } = await startWithUsers(`telemetry-${tracing ? 'on' : 'off'}-${round}`, tracingEnv(tracing), SYSTEM_RUN_MS);
   try {
-    const load = loader(sys, prep, `round ${round} ${`tracing ${tracing ? 'on (100 %)' : 'off'}`.padEnd(18)}`);
-    if (WARMUP_MS > 0) await load('warm-up', WARMUP_MS);
+    const run = load(sys, prep, `round ${round} ${`tracing ${tracing ? 'on (100 %)' : 'off'}`.padEnd(18)}`);
+    if (WARMUP_MS > 0) await run('warm-up', WARMUP_MS);
     const cpu = emptyCpuTally();
-    const r = await withCpu(sys.controlUrl as string, cpu, () => load('measured', DURATION_MS));
+    const r = await withCpu(sys.controlUrl as string, cpu, () => run('measured', DURATION_MS));
     return {
       tracing,
       ordersPerS: r.acknowledged / (r.durationMs / 1000),
@@ -147,54 +104,29 @@ async function once(tracing: boolean, round: number): Promise<Sample> {
 
 interface SideRound {
   /** Tracing off, then on: orders/s over the same window, every instance's CPU per order, and the CPU by service. */
-  off: { ordersPerS: number; cpuUsPerOrder: number; cpu: CpuTally };
-  on: { ordersPerS: number; cpuUsPerOrder: number; cpu: CpuTally };
+  off: SideResult;
+  on: SideResult;
 }
 
-/** Part 3: a system with tracing off and one with tracing at 100 %, fresh, warmed up and measured at the same time. */
+/** Part 3: a system with tracing off and one traced, fresh, warmed up and measured at the same time. */
 async function sideBySide(round: number): Promise<SideRound> {
-  const order = round % 2 === 1 ? [false, true] : [true, false];
-  const name = (tracing: boolean) => (tracing ? 'on' : 'off');
-  const started: Array<{ tracing: boolean; sys: System; prep: Awaited<ReturnType<typeof prepare>> }> = [];
-  try {
-    for (const tracing of order) started.push({ tracing, ...(await startWithUsers(`telemetry-side-${name(tracing)}-${round}`, tracing, SIDE_SAMPLER)) });
-    // One live line for both loads: each tick updates its half (a new phase starts it afresh).
-    let last: Record<string, string> = {};
-    let lastPhase = '';
-    const show = (tracing: boolean) => (phase: string, t: Tick) => {
-      if (phase !== lastPhase) {
-        last = {};
-        lastPhase = phase;
-      }
-      last[name(tracing)] = tickLine(t);
-      process.stderr.write(`\r[bench:telemetry] side by side ${round}/${SIDE_ROUNDS} ${phase} ${Math.round(t.elapsedMs / 1000)}s  off ${last.off ?? '-'}  |  on ${last.on ?? '-'}   `);
-    };
-    const loads = started.map((s) => ({ ...s, load: loader(s.sys, s.prep, `side ${name(s.tracing)}`, show(s.tracing)) }));
-    if (WARMUP_MS > 0) await Promise.all(loads.map((l) => l.load('warm-up', WARMUP_MS))).finally(() => process.stderr.write('\n'));
-    // Both loads start after both CPU readings and are read again after both end: one window.
-    const before = await Promise.all(loads.map((l) => cpuSecondsByInstance(l.sys.controlUrl as string)));
-    const results = await Promise.all(loads.map((l) => l.load('measured', SIDE_DURATION_MS))).finally(() => process.stderr.write('\n'));
-    const after = await Promise.all(loads.map((l) => cpuSecondsByInstance(l.sys.controlUrl as string)));
-    const measured = loads.map((l, i) => {
-      const tally = emptyCpuTally();
-      const r = results[i] as LoadResult;
-      addCpu(tally, before[i] as CpuSnapshot, after[i] as CpuSnapshot, r.acknowledged);
-      return { tracing: l.tracing, ordersPerS: steadyRate(r), cpuUsPerOrder: perOrderUs(cpuTotal(tally), tally.orders), cpu: tally };
-    });
-    const pick = (tracing: boolean) => {
-      const m = measured.find((x) => x.tracing === tracing);
-      if (!m) throw new Error(`side by side: no ${name(tracing)} system measured`);
-      return { ordersPerS: m.ordersPerS, cpuUsPerOrder: m.cpuUsPerOrder, cpu: m.cpu };
-    };
-    const out = { off: pick(false), on: pick(true) };
-    process.stderr.write(
-      `[bench:telemetry] side by side ${round}: off ${out.off.ordersPerS.toFixed(1)}, on ${out.on.ordersPerS.toFixed(1)} orders/s (cost ${pct(1 - out.on.ordersPerS / out.off.ordersPerS)}); CPU per order ${out.off.cpuUsPerOrder.toFixed(0)} → ${out.on.cpuUsPerOrder.toFixed(0)} µs\n`,
-    );
-    return out;
-  } finally {
-    // Every system stops even when one stop fails (and that does not hide the error that got here).
-    await Promise.allSettled(started.map((s) => s.sys.stop()));
-  }
+  const off = { key: 'off', env: tracingEnv(false) };
+  const on = { key: 'on', env: tracingEnv(true, SIDE_SAMPLER) };
+  const r = await sideBySideRound({
+    prefix: PREFIX,
+    round,
+    rounds: SIDE_ROUNDS,
+    configs: round % 2 === 1 ? [off, on] : [on, off],
+    warmupMs: WARMUP_MS,
+    durationMs: SIDE_DURATION_MS,
+    connections: CONNECTIONS,
+    runMs: SYSTEM_RUN_MS,
+  });
+  const out = { off: r.off as SideResult, on: r.on as SideResult };
+  process.stderr.write(
+    `[${PREFIX}] side by side ${round}: off ${out.off.ordersPerS.toFixed(1)}, on ${out.on.ordersPerS.toFixed(1)} orders/s (cost ${pct(1 - out.on.ordersPerS / out.off.ordersPerS)}); CPU per order ${out.off.cpuUsPerOrder.toFixed(0)} → ${out.on.cpuUsPerOrder.toFixed(0)} µs\n`,
+  );
+  return out;
 }
 
 /** Applies (or, for null, deletes) the mesh-wide Telemetry resource and waits until every data plane runs it. */
@@ -220,35 +152,23 @@ async function setSampling(controlUrl: string, percentage: number | null): Promi
   );
 }
 
-/**
- * Orders per second of a phase, leaving out its first second (connections opening): the orders
- * acknowledged between the first and the last tick over the time between them (a tick's own
- * window stretches by however late its timer fired).
- */
-function steadyRate(r: LoadResult): number {
-  const first = r.ticks[0];
-  const last = r.ticks[r.ticks.length - 1];
-  if (!first || !last || last.elapsedMs - first.elapsedMs < 1000) return r.acknowledged / (r.durationMs / 1000);
-  return (last.total.acknowledged - first.total.acknowledged) / ((last.elapsedMs - first.elapsedMs) / 1000);
-}
-
 /** Part 2: 100 % against 0 % sampling on one warmed-up system, switched by a Telemetry resource. */
 async function inPlace(): Promise<{ on: number[]; off: number[]; pairs: number[]; cpu: Record<number, CpuTally> }> {
-  const { sys, prep } = await startWithUsers('telemetry-in-place', true);
+  const { sys, prep } = await startWithUsers('telemetry-in-place', tracingEnv(true), SYSTEM_RUN_MS);
   const on: number[] = [];
   const off: number[] = [];
   const pairs: number[] = [];
   const cpu: Record<number, CpuTally> = { 0: emptyCpuTally(), 100: emptyCpuTally() };
   try {
     const controlUrl = sys.controlUrl as string;
-    if (SWITCH_WARMUP_MS > 0) await loader(sys, prep, 'in place, 100 %')('warm-up', SWITCH_WARMUP_MS);
+    if (SWITCH_WARMUP_MS > 0) await load(sys, prep, 'in place, 100 %')('warm-up', SWITCH_WARMUP_MS);
     for (let i = 1; i <= SWITCH_PAIRS; i++) {
       const order = i % 2 === 1 ? [100, 0] : [0, 100];
       const rates: Record<number, number> = {};
       for (const p of order) {
         await setSampling(controlUrl, p);
-        const load = loader(sys, prep, `pair ${i}/${SWITCH_PAIRS} sampling ${String(p).padStart(3)} %`);
-        const r = await withCpu(controlUrl, cpu[p] as CpuTally, () => load('measured', PHASE_MS));
+        const run = load(sys, prep, `pair ${i}/${SWITCH_PAIRS} sampling ${String(p).padStart(3)} %`);
+        const r = await withCpu(controlUrl, cpu[p] as CpuTally, () => run('measured', PHASE_MS));
         rates[p] = steadyRate(r);
       }
       on.push(rates[100] as number);
@@ -349,26 +269,9 @@ async function main(): Promise<void> {
         `${String(i + 1).padEnd(8)}${r.off.ordersPerS.toFixed(1).padStart(10)}${r.on.ordersPerS.toFixed(1).padStart(10)}${pct(costs[i] as number).padStart(10)}${r.off.cpuUsPerOrder.toFixed(0).padStart(10)}${r.on.cpuUsPerOrder.toFixed(0).padStart(10)}${pct(cpuCosts[i] as number).padStart(10)}\n`,
       );
     }
-    // Both systems' CPU by service, over every round.
-    const total = (tracing: 'off' | 'on') => {
-      const t = emptyCpuTally();
-      for (const r of side) {
-        for (const [service, seconds] of r[tracing].cpu.seconds) t.seconds.set(service, (t.seconds.get(service) ?? 0) + seconds);
-        t.orders += r[tracing].cpu.orders;
-      }
-      return t;
-    };
-    const off = total('off');
-    const on = total('on');
-    process.stdout.write(`CPU per order by service (µs, all rounds):\n${'service'.padEnd(16)}${'off'.padStart(8)}${'on'.padStart(8)}${'+'.padStart(8)}\n`);
-    const perService = Object.fromEntries(
-      [...new Set([...off.seconds.keys(), ...on.seconds.keys()])].sort().map((service) => {
-        const a = perOrderUs(off.seconds.get(service) ?? 0, off.orders);
-        const b = perOrderUs(on.seconds.get(service) ?? 0, on.orders);
-        process.stdout.write(`${service.padEnd(16)}${a.toFixed(0).padStart(8)}${b.toFixed(0).padStart(8)}${(b - a).toFixed(0).padStart(8)}\n`);
-        return [service, { off: a, on: b }];
-      }),
-    );
+    const off = totalCpu(side, 'off');
+    const on = totalCpu(side, 'on');
+    const perService = printByService({ label: 'off', cpu: off }, { label: 'on', cpu: on });
     // The busier system takes more of the shared cores (the scheduler shares them between
     // runnable threads, not between systems), so its orders/s understate what tracing costs a
     // system alone on the machine; that cost is the CPU per order's.

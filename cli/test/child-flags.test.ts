@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { childNodeDefaults } from '../src/supervisor/supervisor.js';
+import { childExecArgv, childNodeDefaults } from '../src/supervisor/supervisor.js';
 import { DEFAULT_TOPOLOGY } from '../src/paths.js';
 import { loadTopology, processesOf } from '../src/supervisor/topology.js';
 
@@ -12,6 +12,20 @@ describe('child process V8 flags', () => {
     assert.equal(semiSpaceMiB(childNodeDefaults('gateway')), 16);
     for (const app of ['control-plane', 'user', 'inventory', 'payment', 'points', 'recommendation']) assert.equal(semiSpaceMiB(childNodeDefaults(app)), 2, app);
     for (const app of ['order', 'user']) assert.ok(childNodeDefaults(app).includes('--max-old-space-size=192'), app);
+  });
+
+  test('CONCORD_CHILD_NODE_OPTIONS comes from the system’s environment and overrides the defaults; nodeArgs override both', () => {
+    const env = { CONCORD_CHILD_NODE_OPTIONS: '--max-semi-space-size=8  --cpu-prof' };
+    const flags = childExecArgv({ app: 'inventory', nodeArgs: ['--max-semi-space-size=4'] }, env);
+    assert.deepEqual(flags, ['--max-semi-space-size=2', '--max-old-space-size=192', '--max-semi-space-size=8', '--cpu-prof', '--max-semi-space-size=4']);
+    // Not this process's own environment: two systems started by one process can differ.
+    process.env.CONCORD_CHILD_NODE_OPTIONS = '--from-the-process';
+    try {
+      assert.deepEqual(childExecArgv({ app: 'order', nodeArgs: [] }, {}), childNodeDefaults('order'));
+    } finally {
+      delete process.env.CONCORD_CHILD_NODE_OPTIONS;
+    }
+    assert.ok(childExecArgv({ app: 'order', nodeArgs: [] }, { CONCORD_SOURCE_MAPS: '1' }).includes('--enable-source-maps'));
   });
 
   // The 1 GiB target under load left ~120 MiB above the ~880 MiB measured with 2 MiB everywhere:

@@ -81,6 +81,16 @@ const OLD_SPACE_MIB = 192;
 export function childNodeDefaults(app: string): string[] {
   return [`--max-semi-space-size=${SEMI_SPACE_MIB[app] ?? DEFAULT_SEMI_SPACE_MIB}`, `--max-old-space-size=${OLD_SPACE_MIB}`];
 }
+/**
+ * A process's Node.js flags: the app's defaults, then source maps when CONCORD_SOURCE_MAPS=1, then
+ * CONCORD_CHILD_NODE_OPTIONS (space-separated), then the topology's nodeArgs; later ones win. Read
+ * from the system's environment (`env`), not this process's: a process that starts two systems
+ * (a side-by-side bench) can give each its own.
+ */
+export function childExecArgv(spec: Pick<ProcessSpec, 'app' | 'nodeArgs'>, env: NodeJS.ProcessEnv): string[] {
+  return [...childNodeDefaults(spec.app), ...(env.CONCORD_SOURCE_MAPS === '1' ? ['--enable-source-maps'] : []), ...(env.CONCORD_CHILD_NODE_OPTIONS?.split(' ').filter(Boolean) ?? []), ...spec.nodeArgs];
+}
+
 /** A process that ran this long before crashing restarts with the base delay again. */
 const STABLE_AFTER_MS = 10_000;
 
@@ -173,7 +183,7 @@ export class Supervisor {
       this.children.set(spec.instanceId, info);
     }
     const child = info;
-    const execArgv = [...childNodeDefaults(spec.app), ...(this.opts.env.CONCORD_SOURCE_MAPS === '1' ? ['--enable-source-maps'] : []), ...(process.env.CONCORD_CHILD_NODE_OPTIONS?.split(' ').filter(Boolean) ?? []), ...spec.nodeArgs];
+    const execArgv = childExecArgv(spec, this.opts.env);
     const options = {
       env: this.envFor(spec, child.pinnedPort),
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'] as Array<'ignore' | 'pipe' | 'ipc'>,

@@ -7,10 +7,10 @@
  * `--b CONCORD_CHILD_NODE_OPTIONS=--max-semi-space-size=16`; A with none is the defaults.
  *
  * For performance work on a shared machine, where back-to-back runs of the same code moved CPU
- * per order by up to a third. Side by side (2026-11-27): an A/A run (no --a, no --b) read −2.1 %
- * and −2.3 % while the machine moved CPU per order from 2,425 to 3,960 µs between its rounds; a
- * change that turned out neutral (16 MiB young generations for every service) +1.3 % and
- * −1.0 %; tracing at 100 % against none 12.0–16.6 %.
+ * per order by up to a third. Side by side (2026-11-27): A/A runs (no --a, no --b) read −2.1 %
+ * and −2.3 % (the machine moved CPU per order from 2,425 to 3,960 µs between those rounds), and
+ * +1.3 % and −1.0 %; 16 MiB young generations for every service −5.4 % and −6.8 %; tracing at
+ * 100 % against none 12.0–16.6 %.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

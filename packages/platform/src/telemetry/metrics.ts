@@ -56,12 +56,7 @@ export class Metrics {
     this.registry.setDefaultLabels({ app: labels.service, version: labels.version, instance_id: labels.instance });
     collectDefaultMetrics({ register: this.registry });
     const r = [this.registry];
-    this.requests = new Counter({
-      name: 'istio_requests_total',
-      help: 'Requests, as Istio counts them (one per reporter side).',
-      labelNames: REQUEST_LABELS,
-      registers: r,
-    });
+    this.requests = new Counter({ name: 'istio_requests_total', help: 'Requests, as Istio counts them (one per reporter side).', labelNames: REQUEST_LABELS, registers: r });
     this.duration = new Histogram({
       name: 'istio_request_duration_milliseconds',
       help: 'Request duration in milliseconds, as Istio reports it.',
@@ -69,12 +64,7 @@ export class Metrics {
       buckets: ISTIO_DURATION_BUCKETS_MS,
       registers: r,
     });
-    this.sagas = new Counter({
-      name: 'concord_saga_outcomes_total',
-      help: 'Sagas settled, by type and final status.',
-      labelNames: ['type', 'status'],
-      registers: r,
-    });
+    this.sagas = new Counter({ name: 'concord_saga_outcomes_total', help: 'Sagas settled, by type and final status.', labelNames: ['type', 'status'], registers: r });
     const metrics = this;
     this.breakerState = new Gauge({
       name: 'concord_circuit_breaker_state',
@@ -85,36 +75,11 @@ export class Metrics {
         for (const b of metrics.breakerSource()) this.set({ destination_service: b.destination }, BREAKER_STATE_VALUE[b.state]);
       },
     });
-    this.ejections = new Counter({
-      name: 'concord_outlier_ejections_total',
-      help: 'Endpoints ejected by outlier detection.',
-      labelNames: ['destination_service', 'endpoint'],
-      registers: r,
-    });
-    this.ejected = new Gauge({
-      name: 'concord_outlier_ejected_endpoints',
-      help: 'Endpoints ejected right now.',
-      labelNames: ['destination_service'],
-      registers: r,
-    });
-    this.rateLimited = new Counter({
-      name: 'concord_rate_limited_total',
-      help: 'Requests refused with 429 by the rate limiter.',
-      labelNames: ['group'],
-      registers: r,
-    });
-    this.poolOverflows = new Counter({
-      name: 'concord_pool_overflow_total',
-      help: 'Requests refused at once because the connection pool and its queue were full.',
-      labelNames: ['destination_service'],
-      registers: r,
-    });
-    this.retries = new Counter({
-      name: 'concord_mesh_retries_total',
-      help: 'Retries made by the mesh client.',
-      labelNames: ['destination_service', 'reason'],
-      registers: r,
-    });
+    this.ejections = new Counter({ name: 'concord_outlier_ejections_total', help: 'Endpoints ejected by outlier detection.', labelNames: ['destination_service', 'endpoint'], registers: r });
+    this.ejected = new Gauge({ name: 'concord_outlier_ejected_endpoints', help: 'Endpoints ejected right now.', labelNames: ['destination_service'], registers: r });
+    this.rateLimited = new Counter({ name: 'concord_rate_limited_total', help: 'Requests refused with 429 by the rate limiter.', labelNames: ['group'], registers: r });
+    this.poolOverflows = new Counter({ name: 'concord_pool_overflow_total', help: 'Requests refused at once because the connection pool and its queue were full.', labelNames: ['destination_service'], registers: r });
+    this.retries = new Counter({ name: 'concord_mesh_retries_total', help: 'Retries made by the mesh client.', labelNames: ['destination_service', 'reason'], registers: r });
   }
 
   observeRequest(l: RequestLabels, durationMs: number): void {

@@ -152,16 +152,26 @@ export function totalCpu<K extends string>(rounds: Array<Record<K, SideResult>>,
   return t;
 }
 
-/** Prints CPU per order by service for two tallies, with the difference; returns it by service. */
-export function printByService(a: { label: string; cpu: CpuTally }, b: { label: string; cpu: CpuTally }): Record<string, Record<string, number>> {
-  process.stdout.write(`CPU per order by service (µs, all rounds):\n${'service'.padEnd(16)}${a.label.padStart(10)}${b.label.padStart(10)}${'+'.padStart(8)}\n`);
+/**
+ * Prints CPU per order by service for two tallies, with the difference, and a last row for all
+ * services; returns the by-service figures.
+ */
+export function printByService(
+  a: { label: string; cpu: CpuTally },
+  b: { label: string; cpu: CpuTally },
+  title = 'CPU per order by service (µs, all rounds)',
+): Record<string, Record<string, number>> {
+  const row = (name: string, x: number, y: number) => process.stdout.write(`${name.padEnd(16)}${x.toFixed(0).padStart(10)}${y.toFixed(0).padStart(10)}${(y - x).toFixed(0).padStart(8)}\n`);
+  process.stdout.write(`${title}:\n${'service'.padEnd(16)}${a.label.padStart(10)}${b.label.padStart(10)}${'+'.padStart(8)}\n`);
   const services = [...new Set([...a.cpu.seconds.keys(), ...b.cpu.seconds.keys()])].sort();
-  return Object.fromEntries(
+  const byService = Object.fromEntries(
     services.map((service) => {
       const x = perOrderUs(a.cpu.seconds.get(service) ?? 0, a.cpu.orders);
       const y = perOrderUs(b.cpu.seconds.get(service) ?? 0, b.cpu.orders);
-      process.stdout.write(`${service.padEnd(16)}${x.toFixed(0).padStart(10)}${y.toFixed(0).padStart(10)}${(y - x).toFixed(0).padStart(8)}\n`);
+      row(service, x, y);
       return [service, { [a.label]: x, [b.label]: y }];
     }),
   );
+  row('all', perOrderUs(cpuTotal(a.cpu), a.cpu.orders), perOrderUs(cpuTotal(b.cpu), b.cpu.orders));
+  return byService;
 }

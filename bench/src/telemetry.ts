@@ -233,14 +233,8 @@ async function main(): Promise<void> {
     );
     const zero = switched.cpu[0] as CpuTally;
     const full = switched.cpu[100] as CpuTally;
-    process.stdout.write(`CPU per order (µs, every instance's process_cpu_seconds_total over the phases' orders):\n${'service'.padEnd(16)}${'0 %'.padStart(8)}${'100 %'.padStart(8)}\n`);
-    for (const service of [...zero.seconds.keys()].sort()) {
-      process.stdout.write(`${service.padEnd(16)}${perOrderUs(zero.seconds.get(service) ?? 0, zero.orders).toFixed(0).padStart(8)}${perOrderUs(full.seconds.get(service) ?? 0, full.orders).toFixed(0).padStart(8)}\n`);
-    }
-    const cpuZero = perOrderUs(cpuTotal(zero), zero.orders);
-    const cpuFull = perOrderUs(cpuTotal(full), full.orders);
-    const cpuCost = 1 - cpuZero / cpuFull;
-    process.stdout.write(`${'all'.padEnd(16)}${cpuZero.toFixed(0).padStart(8)}${cpuFull.toFixed(0).padStart(8)}\n`);
+    printByService({ label: '0 %', cpu: zero }, { label: '100 %', cpu: full }, "CPU per order (µs, every instance's process_cpu_seconds_total over the phases' orders)");
+    const cpuCost = 1 - perOrderUs(cpuTotal(zero), zero.orders) / perOrderUs(cpuTotal(full), full.orders);
     process.stdout.write(`recording every span's share of the CPU an order costs at 100 %: ${pct(cpuCost)} (the throughput a CPU-bound system gives up for it)\n`);
     const cpuBy = (t: CpuTally) => Object.fromEntries([...t.seconds].map(([k, v]) => [k, perOrderUs(v, t.orders)]));
     out.inPlace = {

@@ -44,12 +44,20 @@ export function pssBytesOf(smapsRollup: string): number | null {
  * environment names it: a pid reported by another host may belong to anything here), else null.
  */
 function localPssBytes(pid: number, instanceId: string): number | null {
+  if (!runsInstance(pid, instanceId)) return null;
   try {
-    const env = readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0');
-    if (!env.includes(`CONCORD_INSTANCE_ID=${instanceId}`)) return null;
     return pssBytesOf(readFileSync(`/proc/${pid}/smaps_rollup`, 'latin1'));
   } catch {
-    return null; // not Linux, not ours to read, or gone
+    return null; // not ours to read, or gone
+  }
+}
+
+/** Whether `pid` is a process of this machine running the instance (its environment names it). */
+export function runsInstance(pid: number, instanceId: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(`CONCORD_INSTANCE_ID=${instanceId}`);
+  } catch {
+    return false; // not Linux, not ours to read, or gone
   }
 }
 

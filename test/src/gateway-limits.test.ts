@@ -6,9 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { ADMIN_ENV, type System, type TestUser, http, instanceUrl, newUser, pollUntil, startSystem, tcpReachable } from './harness.js';
+import { ADMIN_ENV, type System, type TestUser, http, instanceUrl, newUser, pollUntil, procStat, startSystem, tcpReachable } from './harness.js';
 import { RawConnection, type RawResponse } from './raw-http.js';
 
 const LIMIT = 100;
@@ -114,9 +113,7 @@ async function burst(urls: string[], headers: Record<string, string> | Array<Rec
 
 /** The scheduler state of a process (R, S, T for stopped, …), from /proc. */
 function stateOf(pid: number | null | undefined): string {
-  if (!pid) return '?';
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  return (pid ? procStat(pid)?.state : undefined) ?? '?';
 }
 
 /** The supervised instance listening at a URL's port. */

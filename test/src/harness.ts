@@ -3,7 +3,7 @@
  * logs kept in test-output/<name>/system.log (printed tail on failure helps debugging).
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_TOPOLOGY, type EmbeddedSystem, ROOT, type Supervisor, type Topology, loadTopology, startEmbedded } from '@concord/cli';
 
@@ -38,6 +38,21 @@ export function runCli(args: string[], timeoutMs: number): Promise<{ code: numbe
       resolve({ code, out });
     });
   });
+}
+
+/**
+ * A process's scheduler state (R, S, T for stopped, Z, …) and parent pid, from /proc/<pid>/stat;
+ * null when it is gone (or the machine has no /proc).
+ */
+export function procStat(pid: number): { state: string; ppid: number } | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // "pid (comm) state ppid …": comm may hold spaces and parentheses, so read after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: fields[0] ?? '?', ppid: Number(fields[1]) };
+  } catch {
+    return null;
+  }
 }
 
 export function outputDir(name: string): string {

@@ -6,11 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ROOT } from '@concord/cli';
-import { ONE_OF_EACH, outputDir, pollUntil } from './harness.js';
+import { ROOT, runsInstance } from '@concord/cli';
+import { ONE_OF_EACH, outputDir, pollUntil, procStat } from './harness.js';
 
 /** How long the services get to stop once their supervisor is gone (their shutdown bound is 8 s). */
 const STOP_BOUND_MS = 20_000;
@@ -18,29 +18,19 @@ const START_BOUND_MS = 90_000;
 
 /** Pids of the live processes whose parent is `ppid` (Linux /proc). */
 function childrenOf(ppid: number): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      // "pid (comm) state ppid …": comm may hold spaces, so read after its closing parenthesis.
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) === ppid && fields[0] !== 'Z') out.push(Number(entry));
-    } catch {
-      /* gone meanwhile */
-    }
-  }
-  return out;
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .map(Number)
+    .filter((pid) => {
+      const stat = procStat(pid);
+      return stat !== null && stat.ppid === ppid && stat.state !== 'Z';
+    });
 }
 
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
+const alive = (pid: number): boolean => {
+  const state = procStat(pid)?.state;
+  return state !== undefined && state !== 'Z';
+};
 
 /** Starts `concord up` on free ports in a fresh data dir; resolves when it prints its ready line. */
 async function up(name: string): Promise<{ cli: ChildProcessWithoutNullStreams; services: number[]; exited: Promise<number | null> }> {
@@ -82,13 +72,7 @@ async function up(name: string): Promise<{ cli: ChildProcessWithoutNullStreams; 
 
 /** The pid of the instance `instanceId` among `pids` (its CONCORD_INSTANCE_ID). */
 function instancePid(pids: number[], instanceId: string): number {
-  const pid = pids.find((p) => {
-    try {
-      return readFileSync(`/proc/${p}/environ`, 'utf8').split('\0').includes(`CONCORD_INSTANCE_ID=${instanceId}`);
-    } catch {
-      return false;
-    }
-  });
+  const pid = pids.find((p) => runsInstance(p, instanceId));
   assert.ok(pid, `a process runs ${instanceId}`);
   return pid;
 }

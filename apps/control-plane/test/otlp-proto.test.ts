@@ -245,3 +245,50 @@ describe('the services’ protobuf span processor', () => {
     }
   });
 });
+
+describe('the services’ span export over a kept-alive connection', () => {
+  test('a connection that dies before its answer is tried once more on a fresh one; a refusal (5xx) is not sent again and its spans are counted as dropped', async () => {
+    let requests = 0;
+    let mode: 'cut-first' | 'refuse' = 'cut-first';
+    const server = createServer((req, res) => {
+      requests++;
+      req.resume();
+      req.on('end', () => {
+        // The first request of this phase: the connection goes without an answer, as a kept-alive
+        // one the receiver closed while the export was on its way.
+        if (mode === 'cut-first' && requests === 1) req.socket.destroy();
+        else if (mode === 'refuse') res.writeHead(503).end();
+        else res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const errors: string[] = [];
+    const processor = new OtlpProtoSpanProcessor({
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`,
+      timeoutMs: 5000,
+      scheduledDelayMs: 60_000,
+      onError: (err) => errors.push(err.message),
+    });
+    const provider = new BasicTracerProvider({ resource: resourceFromAttributes({ 'service.name': 'order' }), spanProcessors: [processor] });
+    const tracer = provider.getTracer('concord');
+    try {
+      tracer.startSpan('step').end();
+      await processor.forceFlush();
+      assert.equal(requests, 2, 'the export whose connection died went again');
+      assert.equal(processor.dropped, 0, 'and its span arrived');
+      assert.deepEqual(errors, []);
+
+      mode = 'refuse';
+      requests = 0;
+      tracer.startSpan('step').end();
+      tracer.startSpan('step').end();
+      await processor.forceFlush();
+      assert.equal(requests, 1, 'a receiver that answered is not asked again');
+      assert.equal(processor.dropped, 2, 'the refused export’s spans are counted as dropped');
+      assert.match(errors[0] ?? '', /answered 503/);
+    } finally {
+      await provider.shutdown();
+      server.close();
+    }
+  });
+});

@@ -19,8 +19,8 @@
  */
 import { mesh } from '@concord/core';
 import { SpanKind } from '@opentelemetry/api';
-import type { Dispatcher } from 'undici';
 import { Client } from '../http-client/undici.js';
+import { type DispatchResponse, TryTimeoutError, dispatch } from '../http-client/dispatch.js';
 import type { Instance, RegistryClient, ServiceWatch } from '../registry-client/client.js';
 import type { Logger } from '../service-kit/logger.js';
 import type { Metrics, RequestLabels } from '../telemetry/metrics.js';
@@ -81,7 +81,6 @@ export class UpstreamError extends Error {
 }
 
 const DEFAULT_TIMEOUT_MS = 5000;
-const MAX_RESPONSE_BYTES = 4 * 1_048_576;
 const MAX_MIRRORS_IN_FLIGHT = 64;
 const OUTLIER_SWEEP_MIN_MS = 100;
 const KEEP_ALIVE_MS = 30_000;
@@ -717,14 +716,6 @@ export class MeshClient {
   }
 }
 
-interface Response {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  raw: Buffer;
-  /** The server said `Connection: close`: the connection cannot carry another request. */
-  closing: boolean;
-}
-
 /** What every try of one call shares. */
 interface CallState {
   service: string;
@@ -749,92 +740,7 @@ interface AttemptResult {
   endpoint: Endpoint | null;
   flags: string;
   message?: string;
-  response?: Response;
-}
-
-/** The try's budget ran out (our own timer, not undici's: its long timers are coarse). */
-class TryTimeoutError extends Error {
-  override name = 'TimeoutError';
-}
-
-/**
- * One request on one undici client, the body collected by the handler itself (no stream, no
- * AbortSignal): a single timer bounds the whole try and aborts the request when it fires.
- */
-function dispatch(
-  client: Client,
-  req: { path: string; method: string; headers: Record<string, string> | string[]; body: string | Buffer | undefined },
-  timeoutMs: number,
-  signal?: AbortSignal,
-): Promise<Response> {
-  return new Promise((resolve, reject) => {
-    let controller: Dispatcher.DispatchController | null = null;
-    let status = 0;
-    let headers: Record<string, string | string[] | undefined> = {};
-    let chunks: Buffer[] = [];
-    let size = 0;
-    let settled = false;
-    const settle = (err: Error | null) => {
-      if (settled) return;
-      settled = true;
-      if (timer) clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      if (err) reject(err);
-      else
-        resolve({
-          status,
-          headers,
-          raw: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size),
-          closing: typeof headers.connection === 'string' && headers.connection.toLowerCase() === 'close',
-        });
-    };
-    const abort = (err: Error) => {
-      if (controller) controller.abort(err);
-      else {
-        // Not on the wire yet (still connecting): fail it, and drop the connection.
-        settle(err);
-        void client.destroy(err).catch(() => {});
-      }
-    };
-    const timer = Number.isFinite(timeoutMs) ? setTimeout(() => abort(new TryTimeoutError(`no answer within ${Math.round(timeoutMs)} ms`)), timeoutMs) : null;
-    const onAbort = () => abort(signal?.reason instanceof Error ? signal.reason : new Error('aborted by the caller'));
-    if (signal) {
-      if (signal.aborted) return onAbort();
-      signal.addEventListener('abort', onAbort, { once: true });
-    }
-    const timeouts = timer ? { headersTimeout: 0, bodyTimeout: 0 } : {};
-    try {
-      client.dispatch(
-        { path: req.path, method: req.method as Dispatcher.HttpMethod, headers: req.headers, body: req.body ?? null, ...timeouts },
-        {
-          onRequestStart(c) {
-            controller = c;
-          },
-          onResponseStart(_c, statusCode, h) {
-            if (statusCode < 200) return;
-            status = statusCode;
-            headers = h as Record<string, string | string[] | undefined>;
-            chunks = [];
-            size = 0;
-          },
-          onResponseData(c, chunk) {
-            size += chunk.length;
-            if (size > MAX_RESPONSE_BYTES) c.abort(new Error(`response larger than ${MAX_RESPONSE_BYTES} bytes`));
-            else chunks.push(chunk);
-          },
-          onResponseEnd() {
-            settle(null);
-          },
-          onResponseError(_c, err) {
-            settle(err);
-          },
-        },
-      );
-    } catch (err) {
-      // A request undici refuses outright (a header value it cannot send, a closed client).
-      settle(err as Error);
-    }
-  });
+  response?: DispatchResponse;
 }
 
 /** The caller's headers with lower-case names (route matching and header operations expect them). */

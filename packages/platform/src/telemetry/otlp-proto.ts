@@ -13,11 +13,11 @@
  * A collector named by OTEL_EXPORTER_OTLP_* keeps the SDK's processor and exporter (see
  * tracing.ts): its headers, compression and retry settings come from the same variables.
  */
-import { Agent as HttpAgent, request as httpRequest } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Attributes, AttributeValue, Context, HrTime } from '@opentelemetry/api';
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { ProtoWriter } from '@concord/core';
+import { dispatch } from '../http-client/dispatch.js';
+import { Pool } from '../http-client/undici.js';
 
 /** A request is sealed once this many bytes of spans wait: every request stays near this size. */
 export const FLUSH_AT_BYTES = 256 * 1024;
@@ -25,6 +25,13 @@ export const FLUSH_AT_BYTES = 256 * 1024;
 export const MAX_QUEUED_BYTES = 8 * 1_048_576;
 /** Exports under way at once; more spans wait in the buffer meanwhile. */
 const MAX_IN_FLIGHT = 2;
+/** How long an export connection stays open unused (the control plane keeps one 65 s). */
+const KEEP_ALIVE_MS = 60_000;
+/** An answer to an export is a status and a few bytes (OTLP's partial success at most). */
+const MAX_ANSWER_BYTES = 65_536;
+
+/** The receiver answered, and not with success: the export is not sent again. */
+class ExportAnswerError extends Error {}
 
 // OTLP field numbers (opentelemetry/proto/trace/v1/trace.proto, common/v1/common.proto).
 const F_REQUEST_RESOURCE_SPANS = 1;
@@ -205,15 +212,15 @@ export class OtlpProtoSpanProcessor implements SpanProcessor {
   dropped = 0;
   /** Export requests started. */
   requests = 0;
-  private readonly url: URL;
-  private readonly agent: HttpAgent;
+  /** The receiver's path (with its query), on `pool`'s origin. */
+  private readonly path: string;
+  private readonly pool: Pool;
 
   constructor(private readonly opts: ProtoExportOptions) {
-    this.url = new URL(opts.url);
-    this.agent =
-      this.url.protocol === 'https:'
-        ? new HttpsAgent({ keepAlive: true, maxSockets: MAX_IN_FLIGHT })
-        : new HttpAgent({ keepAlive: true, maxSockets: MAX_IN_FLIGHT });
+    const url = new URL(opts.url);
+    this.path = `${url.pathname}${url.search}`;
+    // Kept-alive connections (the control plane keeps idle ones 65 s), one per export in flight.
+    this.pool = new Pool(url.origin, { connections: MAX_IN_FLIGHT, pipelining: 1, keepAliveTimeout: KEEP_ALIVE_MS, keepAliveMaxTimeout: KEEP_ALIVE_MS });
   }
 
   onStart(_span: Span, _parent: Context): void {}
@@ -316,34 +323,26 @@ export class OtlpProtoSpanProcessor implements SpanProcessor {
     try {
       await this.postOnce(body);
     } catch (err) {
-      // A kept-alive connection the receiver had just closed: once more on a fresh one.
-      if ((err as { reusedSocket?: boolean }).reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET') await this.postOnce(body);
+      // The connection died without an answer (a kept-alive one the receiver closed as this
+      // export went out, or a receiver that restarted): once more, on a fresh connection. The
+      // control plane stores an export as it answers it, so at worst a span is stored twice.
+      const code = (err as { code?: string }).code;
+      if (!(err instanceof ExportAnswerError) && (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET')) await this.postOnce(body);
       else throw err;
     }
   }
 
-  private postOnce(body: Buffer): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const req = (this.url.protocol === 'https:' ? httpsRequest : httpRequest)(
-        this.url,
-        {
-          method: 'POST',
-          agent: this.agent,
-          timeout: this.opts.timeoutMs,
-          headers: { 'content-type': 'application/x-protobuf', 'content-length': body.length },
-        },
-        (res) => {
-          res.resume();
-          res.on('end', () =>
-            res.statusCode !== undefined && res.statusCode < 300 ? resolve() : reject(new Error(`OTLP export to ${this.opts.url} answered ${res.statusCode}`)),
-          );
-          res.on('error', reject);
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error(`OTLP export to ${this.opts.url} timed out after ${this.opts.timeoutMs} ms`)));
-      req.on('error', (err) => reject(Object.assign(err, { reusedSocket: req.reusedSocket })));
-      req.end(body);
-    });
+  private async postOnce(body: Buffer): Promise<void> {
+    const headers = { 'content-type': 'application/x-protobuf', 'content-length': String(body.length) };
+    let res: Awaited<ReturnType<typeof dispatch>>;
+    try {
+      res = await dispatch(this.pool, { path: this.path, method: 'POST', headers, body }, this.opts.timeoutMs, undefined, MAX_ANSWER_BYTES);
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      if (e.name === 'TimeoutError') throw new Error(`OTLP export to ${this.opts.url} timed out after ${this.opts.timeoutMs} ms`);
+      throw Object.assign(new Error(`OTLP export to ${this.opts.url} failed: ${e.message}`), { code: e.code });
+    }
+    if (res.status >= 300) throw new ExportAnswerError(`OTLP export to ${this.opts.url} answered ${res.status}`);
   }
 
   /**
@@ -368,6 +367,6 @@ export class OtlpProtoSpanProcessor implements SpanProcessor {
     await this.forceFlush();
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    this.agent.destroy();
+    await this.pool.destroy().catch(() => {});
   }
 }

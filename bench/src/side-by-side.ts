@@ -24,12 +24,13 @@ const tickLine = (t: Tick) => `${t.acknowledged}/s  p99 ${t.p99Ms.toFixed(0)} ms
 
 /**
  * A fresh default system in bench/out/<dir> with `env` over the bench's own, and users whose
- * wallets last `runMs` of flat-out orders.
+ * wallets last `runMs` of flat-out orders; its services from the built checkout `appsRoot` when
+ * given (the supervisor, the load and the figures stay this checkout's).
  */
-export async function startWithUsers(dir: string, env: Record<string, string>, runMs: number): Promise<{ sys: System; prep: Prepared }> {
+export async function startWithUsers(dir: string, env: Record<string, string>, runMs: number, appsRoot?: string): Promise<{ sys: System; prep: Prepared }> {
   const password = randomBytes(9).toString('hex');
   const all: Record<string, string> = { ...benchEnv(password), ...env };
-  const sys = await startEmbedded({ dir: join(OUT_DIR, dir), topology: loadTopology(DEFAULT_TOPOLOGY), env: all });
+  const sys = await startEmbedded({ dir: join(OUT_DIR, dir), topology: loadTopology(DEFAULT_TOPOLOGY), env: all, appsRoot });
   try {
     const prep = await prepare({ gatewayUrl: sys.gatewayUrl as string, adminEmail: all.CONCORD_ADMIN_EMAIL as string, adminPassword: password, users: usersFor({ ratePerS: 0, runMs, products: 50 }), products: 50, progress: () => {} });
     return { sys, prep };
@@ -84,6 +85,8 @@ export interface SideConfig {
   key: string;
   /** Environment of this system over the bench's own. */
   env: Record<string, string>;
+  /** A built checkout whose services this system runs (default: this one). */
+  root?: string;
 }
 
 export interface SideResult {
@@ -108,7 +111,7 @@ export async function sideBySideRound(opts: {
 }): Promise<Record<string, SideResult>> {
   const started: Array<{ config: SideConfig; sys: System; prep: Prepared }> = [];
   try {
-    for (const config of opts.configs) started.push({ config, ...(await startWithUsers(`${opts.prefix.replace(/[^a-z0-9]+/gi, '-')}-${config.key}-${opts.round}`, config.env, opts.runMs)) });
+    for (const config of opts.configs) started.push({ config, ...(await startWithUsers(`${opts.prefix.replace(/[^a-z0-9]+/gi, '-')}-${config.key}-${opts.round}`, config.env, opts.runMs, config.root)) });
     // One live line for both loads: each tick updates its part (a new phase starts it afresh).
     let last: Record<string, string> = {};
     let lastPhase = '';

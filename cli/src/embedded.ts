@@ -24,6 +24,7 @@ export async function startEmbedded(opts: {
   keepData?: boolean;
   restartBackoffMaxMs?: number;
   network?: SupervisorOptions['network'];
+  appsRoot?: SupervisorOptions['appsRoot'];
 }): Promise<EmbeddedSystem> {
   mkdirSync(opts.dir, { recursive: true });
   const dataDir = join(opts.dir, 'data');
@@ -42,6 +43,7 @@ export async function startEmbedded(opts: {
     beforeRestart: opts.beforeRestart,
     restartBackoffMaxMs: opts.restartBackoffMaxMs,
     network: opts.network,
+    appsRoot: opts.appsRoot,
   });
   try {
     const ready = await sup.start();

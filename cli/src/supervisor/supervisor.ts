@@ -34,6 +34,8 @@ export interface SupervisorOptions {
    * prefix that enters the namespace; the control plane stays in this one, at `controlHost`.
    */
   network?: { controlHost: string; placement(spec: ProcessSpec): { host: string; prefix: string[] } };
+  /** A built checkout whose apps run instead of this one's (default: this checkout). */
+  appsRoot?: string;
 }
 
 export interface ChildInfo {
@@ -193,7 +195,8 @@ export class Supervisor {
     };
     const prefix = spec.service === 'control-plane' ? [] : (this.opts.network?.placement(spec).prefix ?? []);
     // A prefix (`ip netns exec <ns>`) execs node in place: the pid, signals and IPC stay node's.
-    const proc = prefix.length ? spawn(prefix[0] as string, [...prefix.slice(1), process.execPath, ...execArgv, appEntry(spec.app)], options) : fork(appEntry(spec.app), [], { ...options, execArgv });
+    const entry = appEntry(spec.app, this.opts.appsRoot);
+    const proc = prefix.length ? spawn(prefix[0] as string, [...prefix.slice(1), process.execPath, ...execArgv, entry], options) : fork(entry, [], { ...options, execArgv });
     child.proc = proc;
     child.pid = proc.pid ?? null;
     child.port = null;

@@ -152,12 +152,16 @@ describe('configuration errors and the CLI', () => {
   });
 
   test('a service with a bad variable exits non-zero naming it and the accepted form', async () => {
-    const proc = spawn(process.execPath, [appEntry('sample')], { env: { ...process.env, CONCORD_CHECK_INTERVAL: '10x' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn(process.execPath, [appEntry('sample')], {
+      env: { ...process.env, CONCORD_CHECK_INTERVAL: '10x', OTEL_TRACES_EXPORTER: 'jaeger' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     proc.stderr.on('data', (d) => (stderr += d));
     const code = await new Promise((r) => proc.on('exit', r));
     assert.notEqual(code, 0);
     assert.match(stderr, /CONCORD_CHECK_INTERVAL="10x" is invalid: expected a duration/);
+    assert.match(stderr, /OTEL_TRACES_EXPORTER="jaeger" is invalid: expected one of otlp, none/);
   });
 
   test('a bad topology file stops start-up with a message saying how to fix it', async () => {

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { SpanKind, trace } from '@opentelemetry/api';
 import { pino } from 'pino';
 import { ROOT_CONTEXT, Telemetry, type TraceContext } from '../src/telemetry/tracing.js';
@@ -166,4 +168,35 @@ test('with tracing off a Telemetry sampling percentage records nothing', () => {
   t.useSampling({ percentage: 100, telemetry: 'all' });
   assert.deepEqual(t.tracingReport(), { enabled: false, sampling: null });
   assert.equal(t.start('root', ROOT_CONTEXT, SpanKind.SERVER).span.isRecording(), false);
+});
+
+test('OTEL_TRACES_EXPORTER=none: spans are sampled and recorded as with otlp, and nothing is sent', async () => {
+  let exports = 0;
+  const receiver = createServer((req, res) => {
+    exports++;
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end());
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  const controlUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+  const run = async (exporter: 'otlp' | 'none') => {
+    const t = new Telemetry({ service: 'unit', version: 'v1', instanceId: 'unit-1', controlUrl, env: { OTEL_TRACES_SAMPLER: 'always_on' }, log, enabled: true, exporter });
+    const { span, ctx } = t.start('POST /api/orders', ROOT_CONTEXT, SpanKind.SERVER);
+    const recording = span.isRecording();
+    span.end();
+    const traceparent = t.traceparent(ctx);
+    await t.shutdown();
+    return { recording, traceparent };
+  };
+  try {
+    const none = await run('none');
+    assert.equal(none.recording, true, 'the span is recorded');
+    assert.match(none.traceparent ?? '', /-01$/, 'and sampled, as downstream sees it');
+    assert.equal(exports, 0, 'nothing was exported');
+    const otlp = await run('otlp');
+    assert.equal(otlp.recording, true);
+    assert.equal(exports, 1, 'the same span under otlp is exported (the receiver works)');
+  } finally {
+    receiver.close();
+  }
 });

@@ -137,6 +137,14 @@ function percentageSampler(percentage: number): Sampler {
 }
 
 export const SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
+/**
+ * OTEL_TRACES_EXPORTER's values this SDK setup takes: `otlp` (the default: the control plane, or
+ * the collector OTEL_EXPORTER_OTLP_* names) and `none`, under which spans are still sampled and
+ * recorded (the trace context, sampled flags and ids are as with `otlp`) and go nowhere. Telling
+ * recording's cost from exporting's is what `none` is for here (README, bench:ab).
+ */
+export const TRACES_EXPORTERS = ['otlp', 'none'] as const;
+export type TracesExporter = (typeof TRACES_EXPORTERS)[number];
 
 export function tracesEndpoint(env: NodeJS.ProcessEnv, controlUrl: string): string {
   if (env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) return env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
@@ -219,8 +227,18 @@ export class Telemetry {
   /** The Telemetry resource deciding this workload's sampling, or null (OTEL_TRACES_SAMPLER decides). */
   private sampling: mesh.TracingSampling | null = null;
 
-  constructor(opts: { service: string; version: string; instanceId: string; controlUrl: string; env: NodeJS.ProcessEnv; log: Logger; enabled: boolean }) {
-    const processors = opts.enabled ? [processorFor(opts.env, opts.controlUrl, opts.log)] : [];
+  constructor(opts: {
+    service: string;
+    version: string;
+    instanceId: string;
+    controlUrl: string;
+    env: NodeJS.ProcessEnv;
+    log: Logger;
+    enabled: boolean;
+    /** OTEL_TRACES_EXPORTER as validated at start-up (default otlp). */
+    exporter?: TracesExporter;
+  }) {
+    const processors = opts.enabled && opts.exporter !== 'none' ? [processorFor(opts.env, opts.controlUrl, opts.log)] : [];
     this.sampler = new SwitchableSampler(opts.enabled ? samplerFromEnv(opts.env) : new AlwaysOffSampler());
     this.processors = processors;
     this.tracer = new RecordingTracer({

@@ -200,3 +200,34 @@ test('OTEL_TRACES_EXPORTER=none: spans are sampled and recorded as with otlp, an
     receiver.close();
   }
 });
+
+test('OTEL_BSP_SCHEDULE_DELAY: a finished span is sent by itself once the delay has passed, with no flush', async () => {
+  let arrived: () => void = () => {};
+  const exported = new Promise<void>((r) => {
+    arrived = r;
+  });
+  const receiver = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+      arrived();
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  const controlUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+  const t = new Telemetry({ service: 'unit', version: 'v1', instanceId: 'unit-1', controlUrl, env: { OTEL_TRACES_SAMPLER: 'always_on' }, log, enabled: true, scheduleDelayMs: 20 });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    t.start('POST /api/orders', ROOT_CONTEXT, SpanKind.SERVER).span.end();
+    await Promise.race([
+      exported,
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('the span was not sent within 5 s of a 20 ms delay')), 5000);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    await t.shutdown();
+    receiver.close();
+  }
+});

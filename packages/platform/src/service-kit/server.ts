@@ -16,7 +16,7 @@ import { InboundListener } from '../tls/inbound.js';
 import { peerPrincipal } from '../tls/inbound.js';
 import { mesh as meshcore } from '@concord/core';
 import { Metrics, serviceFqdn } from '../telemetry/metrics.js';
-import { SAMPLERS, SpanStatusCode, TRACES_EXPORTERS, Telemetry, type TraceContext, type Span, idsOf } from '../telemetry/tracing.js';
+import { SAMPLERS, SCHEDULED_DELAY_MS, SpanStatusCode, TRACES_EXPORTERS, Telemetry, type TraceContext, type Span, idsOf } from '../telemetry/tracing.js';
 import { SpanKind } from '@opentelemetry/api';
 import { RegistryClient, type Registration } from '../registry-client/client.js';
 import { Faults } from './faults.js';
@@ -63,6 +63,8 @@ export const kitSchema = {
   tracing: boolVar('CONCORD_TRACING', true),
   sampler: enumVar('OTEL_TRACES_SAMPLER', 'parentbased_always_on', SAMPLERS),
   exporter: enumVar('OTEL_TRACES_EXPORTER', 'otlp', TRACES_EXPORTERS),
+  /** Milliseconds, as OpenTelemetry's batch span processor reads it. */
+  scheduleDelayMs: intVar('OTEL_BSP_SCHEDULE_DELAY', SCHEDULED_DELAY_MS, 1, 60_000),
 };
 
 declare module 'fastify' {
@@ -414,7 +416,7 @@ export async function startService<S extends Schema>(def: ServiceDefinition<S>, 
   }
   const log = createLogger({ service: def.name, instance: kit.instanceId, version: kit.version }, kit.logLevel);
   const servedBy = `${def.name}@${kit.version}#${kit.instanceId}`;
-  const telemetry = new Telemetry({ service: def.name, version: kit.version, instanceId: kit.instanceId, controlUrl: controlUrlOf(kit), env, log, enabled: kit.tracing && def.tracing !== false, exporter: kit.exporter });
+  const telemetry = new Telemetry({ service: def.name, version: kit.version, instanceId: kit.instanceId, controlUrl: controlUrlOf(kit), env, log, enabled: kit.tracing && def.tracing !== false, exporter: kit.exporter, scheduleDelayMs: kit.scheduleDelayMs });
   const metrics = new Metrics({ service: def.name, version: kit.version, instance: kit.instanceId });
   const labels = { app: def.name, version: kit.version };
   // Filled in below; the app needs the policy hook before the mesh config client exists.

@@ -156,21 +156,21 @@ export function tracesEndpoint(env: NodeJS.ProcessEnv, controlUrl: string): stri
 const EXPORT_ERROR_LOG_INTERVAL_MS = 60_000;
 const EXPORT_TIMEOUT_MS = 5000;
 
-/** How long a finished span waits at most before it is sent. */
-const SCHEDULED_DELAY_MS = 500;
+/** How long a finished span waits at most before it is sent, unless OTEL_BSP_SCHEDULE_DELAY says otherwise. */
+export const SCHEDULED_DELAY_MS = 500;
 
 /**
  * The control plane's receiver gets spans encoded as they end (otlp-proto.ts); a collector named
  * by the environment gets the SDK's batch processor and exporter, which read the rest of
  * OTEL_EXPORTER_OTLP_* (headers, compression, retries) too.
  */
-function processorFor(env: NodeJS.ProcessEnv, controlUrl: string, log: Logger): SpanProcessor {
+function processorFor(env: NodeJS.ProcessEnv, controlUrl: string, log: Logger, delayMs: number): SpanProcessor {
   const url = tracesEndpoint(env, controlUrl);
   if (env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT) {
     return new BatchSpanProcessor(new SdkOtlpExporter({ url, timeoutMillis: EXPORT_TIMEOUT_MS }), {
       maxQueueSize: 4096,
       maxExportBatchSize: 512,
-      scheduledDelayMillis: SCHEDULED_DELAY_MS,
+      scheduledDelayMillis: delayMs,
       exportTimeoutMillis: EXPORT_TIMEOUT_MS,
     });
   }
@@ -178,7 +178,7 @@ function processorFor(env: NodeJS.ProcessEnv, controlUrl: string, log: Logger): 
   return new OtlpProtoSpanProcessor({
     url,
     timeoutMs: EXPORT_TIMEOUT_MS,
-    scheduledDelayMs: SCHEDULED_DELAY_MS,
+    scheduledDelayMs: delayMs,
     onError: (err) => {
       if (Date.now() - loggedAtMs < EXPORT_ERROR_LOG_INTERVAL_MS) return;
       loggedAtMs = Date.now();
@@ -237,8 +237,10 @@ export class Telemetry {
     enabled: boolean;
     /** OTEL_TRACES_EXPORTER as validated at start-up (default otlp). */
     exporter?: TracesExporter;
+    /** OTEL_BSP_SCHEDULE_DELAY as validated at start-up: how long a finished span waits at most before it is sent. */
+    scheduleDelayMs?: number;
   }) {
-    const processors = opts.enabled && opts.exporter !== 'none' ? [processorFor(opts.env, opts.controlUrl, opts.log)] : [];
+    const processors = opts.enabled && opts.exporter !== 'none' ? [processorFor(opts.env, opts.controlUrl, opts.log, opts.scheduleDelayMs ?? SCHEDULED_DELAY_MS)] : [];
     this.sampler = new SwitchableSampler(opts.enabled ? samplerFromEnv(opts.env) : new AlwaysOffSampler());
     this.processors = processors;
     this.tracer = new RecordingTracer({

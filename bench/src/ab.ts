@@ -20,7 +20,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type SideResult, pct, printByService, sideBySideRound, totalCpu } from './side-by-side.js';
-import { DEFAULT_TOPOLOGY, appEntry, loadTopology, processesOf } from '@concord/cli';
+import { DEFAULT_TOPOLOGY, appEntry, appsOf, loadTopology } from '@concord/cli';
 import { OUT_DIR, median, positiveOption } from './system.js';
 
 const { values: opts } = parseArgs({
@@ -44,9 +44,8 @@ function rootOf(option: 'a' | 'b'): string | undefined {
   const given = opts[`${option}-root`];
   if (given === undefined) return undefined;
   const root = resolve(given);
-  const apps = new Set(['control-plane', ...processesOf(loadTopology(DEFAULT_TOPOLOGY)).map((p) => p.app)]);
   try {
-    for (const app of apps) appEntry(app, root);
+    for (const app of appsOf(loadTopology(DEFAULT_TOPOLOGY))) appEntry(app, root);
   } catch (err) {
     process.stderr.write(`--${option}-root: ${(err as Error).message}; make one with: git worktree add ${given} <revision> && (cd ${given} && npm ci && npm run build)\n`);
     process.exit(2);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { DEFAULT_TOPOLOGY, ROOT, appEntry } from '../src/paths.js';
 import { Supervisor } from '../src/supervisor/supervisor.js';
-import { loadTopology, processesOf } from '../src/supervisor/topology.js';
+import { appsOf, loadTopology, processesOf } from '../src/supervisor/topology.js';
 
 /** An app that says where it runs from, reports listening (on a port nothing serves) and waits to be stopped. */
 const FAKE_APP = `require('node:fs').appendFileSync(process.env.MARKER, process.argv[1] + '\\n');
@@ -22,7 +22,7 @@ test('the supervisor starts every process from the built checkout it is given, a
   const root = mkdtempSync(join(tmpdir(), 'concord-apps-root-'));
   const marker = join(root, 'started.txt');
   const topology = loadTopology(DEFAULT_TOPOLOGY);
-  const apps = new Set(['control-plane', ...processesOf(topology).map((s) => s.app)]);
+  const apps = appsOf(topology);
   for (const app of apps) {
     mkdirSync(join(root, 'apps', app, 'dist', 'src'), { recursive: true });
     writeFileSync(join(root, 'apps', app, 'dist', 'src', 'main.js'), FAKE_APP);

@@ -247,9 +247,9 @@ describe('the services’ protobuf span processor', () => {
 });
 
 describe('the services’ span export over a kept-alive connection', () => {
-  test('a connection that dies before its answer is tried once more on a fresh one; a refusal (5xx) is not sent again and its spans are counted as dropped', async () => {
+  test('a connection that dies before any answer is tried once more; a refusal (5xx) or an answer cut short is not sent again and its spans are counted as dropped', async () => {
     let requests = 0;
-    let mode: 'cut-first' | 'refuse' = 'cut-first';
+    let mode: 'cut-first' | 'refuse' | 'cut-answer' = 'cut-first';
     const server = createServer((req, res) => {
       requests++;
       req.resume();
@@ -258,6 +258,12 @@ describe('the services’ span export over a kept-alive connection', () => {
         // one the receiver closed while the export was on its way.
         if (mode === 'cut-first' && requests === 1) req.socket.destroy();
         else if (mode === 'refuse') res.writeHead(503).end();
+        else if (mode === 'cut-answer') {
+          // An answer begun and cut short: the receiver had the export.
+          res.writeHead(200, { 'content-length': '10' });
+          res.flushHeaders();
+          setImmediate(() => req.socket.destroy());
+        }
         else res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
       });
     });
@@ -286,9 +292,34 @@ describe('the services’ span export over a kept-alive connection', () => {
       assert.equal(requests, 1, 'a receiver that answered is not asked again');
       assert.equal(processor.dropped, 2, 'the refused export’s spans are counted as dropped');
       assert.match(errors[0] ?? '', /answered 503/);
+
+      mode = 'cut-answer';
+      requests = 0;
+      tracer.startSpan('step').end();
+      await processor.forceFlush();
+      assert.equal(requests, 1, 'an answer cut short is not followed by a second try');
+      assert.equal(processor.dropped, 3);
     } finally {
       await provider.shutdown();
       server.close();
+    }
+  });
+});
+
+describe('the services’ span processor’s schedule', () => {
+  test('a finished span waits the schedule delay, to the millisecond, then goes by itself', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const processor = new OtlpProtoSpanProcessor({ url: 'http://127.0.0.1:9/v1/traces', timeoutMs: 5000, scheduledDelayMs: 1234 });
+    const provider = new BasicTracerProvider({ resource: resourceFromAttributes({ 'service.name': 'order' }), spanProcessors: [processor] });
+    try {
+      provider.getTracer('concord').startSpan('step').end();
+      t.mock.timers.tick(1233);
+      assert.equal(processor.requests, 0, 'nothing before the delay');
+      t.mock.timers.tick(1);
+      assert.equal(processor.requests, 1, 'the export starts when the delay ends');
+    } finally {
+      t.mock.timers.reset();
+      await provider.shutdown();
     }
   });
 });

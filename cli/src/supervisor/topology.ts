@@ -110,6 +110,11 @@ export function loadTopology(path: string): Topology {
   return parseTopology(text, path);
 }
 
+/** The apps a system of this topology runs: the control plane and every service's app. */
+export function appsOf(t: Topology): Set<string> {
+  return new Set(['control-plane', ...processesOf(t).map((p) => p.app)]);
+}
+
 /** Expands a topology into processes, each with a stable instance id (order-1, order-2, …). */
 export function processesOf(t: Topology): ProcessSpec[] {
   const out: ProcessSpec[] = [];

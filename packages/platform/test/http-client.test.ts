@@ -4,7 +4,8 @@ import { type IncomingMessage, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Agent, request, undiciErrors } from '../src/http-client/undici.js';
+import { Agent, Pool, request, undiciErrors } from '../src/http-client/undici.js';
+import { dispatch } from '../src/http-client/dispatch.js';
 
 test('request sends the method, path with query, headers and body on the caller’s dispatcher', async (t) => {
   const seen: Array<{ method?: string; url?: string; type?: string; body: string }> = [];
@@ -92,4 +93,37 @@ test('loading the platform loads the parts of undici it uses and nothing else (n
     loaded.filter((u) => u.includes('/jose/')),
     [],
   );
+});
+
+test('dispatch: a try that times out while queued on a pool leaves the pool serving, and is never sent; with destroyOnEarlyAbort the client goes', async (t) => {
+  const seen: string[] = [];
+  let release: () => void = () => {};
+  const server = createServer((req, res) => {
+    seen.push(req.url ?? '');
+    req.resume();
+    const answer = () => res.writeHead(200).end('ok');
+    if (req.url === '/held') release = answer;
+    else answer();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const pool = new Pool(origin, { connections: 1, pipelining: 1 });
+  t.after(async () => {
+    await pool.destroy().catch(() => {});
+    server.close();
+  });
+  const get = (path: string, timeoutMs: number, destroyOnEarlyAbort: boolean) => dispatch(pool, { path, method: 'GET', headers: {}, body: undefined }, timeoutMs, { destroyOnEarlyAbort });
+
+  const held = get('/held', 10_000, false);
+  // The one connection is busy: the next try waits in the pool's queue until its timer ends it.
+  await assert.rejects(get('/queued', 50, false), { name: 'TimeoutError', answeredStatus: 0 });
+  release();
+  assert.equal((await held).status, 200);
+  assert.equal((await get('/after', 5000, false)).status, 200, 'the pool still serves');
+  assert.deepEqual(seen, ['/held', '/after'], 'the try that ended while queued was never sent');
+
+  const held2 = get('/held', 10_000, false);
+  await assert.rejects(get('/queued', 50, true), { name: 'TimeoutError' });
+  await assert.rejects(held2, 'destroying the pool ends what it was doing too');
+  await assert.rejects(get('/after', 5000, false), /destroyed/i, 'a destroyed client takes no more tries');
 });

@@ -31,9 +31,18 @@ export function dispatch(
   client: Dispatcher,
   req: { path: string; method: string; headers: Record<string, string> | string[]; body: string | Buffer | undefined },
   timeoutMs: number,
-  signal?: AbortSignal,
-  maxResponseBytes = MAX_RESPONSE_BYTES,
+  opts: {
+    signal?: AbortSignal;
+    maxResponseBytes?: number;
+    /**
+     * A try that ends before undici started writing it (still connecting, or queued) destroys
+     * `client` too: right for a one-connection client that is replaced (the mesh's), wrong for a
+     * pool that serves later tries (span export passes false; the request is aborted if it starts).
+     */
+    destroyOnEarlyAbort?: boolean;
+  } = {},
 ): Promise<DispatchResponse> {
+  const { signal, maxResponseBytes = MAX_RESPONSE_BYTES, destroyOnEarlyAbort = true } = opts;
   return new Promise((resolve, reject) => {
     let controller: Dispatcher.DispatchController | null = null;
     let status = 0;
@@ -41,12 +50,15 @@ export function dispatch(
     let chunks: Buffer[] = [];
     let size = 0;
     let settled = false;
+    /** Why the try ended before undici started it: the request is aborted with it if it starts later. */
+    let earlyAbort: Error | null = null;
     const settle = (err: Error | null) => {
       if (settled) return;
       settled = true;
       if (timer) clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
-      if (err) reject(err);
+      // The status of an answer cut short (0: none came), so a caller can tell a lost answer from none.
+      if (err) reject(Object.assign(err, { answeredStatus: status }));
       else
         resolve({
           status,
@@ -58,9 +70,11 @@ export function dispatch(
     const abort = (err: Error) => {
       if (controller) controller.abort(err);
       else {
-        // Not on the wire yet (still connecting): fail it, and drop the connection.
+        // Not on the wire yet (still connecting, or queued): fail it, and drop the connection
+        // when the client is this try's own.
+        earlyAbort = err;
         settle(err);
-        void client.destroy(err).catch(() => {});
+        if (destroyOnEarlyAbort) void client.destroy(err).catch(() => {});
       }
     };
     const timer = Number.isFinite(timeoutMs) ? setTimeout(() => abort(new TryTimeoutError(`no answer within ${Math.round(timeoutMs)} ms`)), timeoutMs) : null;
@@ -76,6 +90,7 @@ export function dispatch(
         {
           onRequestStart(c) {
             controller = c;
+            if (earlyAbort) c.abort(earlyAbort);
           },
           onResponseStart(_c, statusCode, h) {
             if (statusCode < 200) return;

@@ -445,7 +445,7 @@ export class MeshClient {
     let reusable = true;
     const timeoutMs = Math.max(1, tryDeadline - Date.now());
     try {
-      const res = await dispatch(conn.client, { path: call.path, method, headers: wire, body: c.body }, timeoutMs, call.signal);
+      const res = await dispatch(conn.client, { path: call.path, method, headers: wire, body: c.body }, timeoutMs, { signal: call.signal });
       if (res.closing) reusable = false;
       result = { outcome: { status: res.status }, endpoint: ep, flags: '-', response: res };
       if (span) {

@@ -77,8 +77,11 @@ export function enumVar<T extends string>(env: string, def: T, values: readonly 
     env,
     default: def,
     accepts: `one of ${values.join(', ')}`,
+    // As OpenTelemetry reads its enum variables: any case, spaces around ignored.
     parse(raw) {
-      return (values as readonly string[]).includes(raw) ? { ok: true, value: raw as T } : { ok: false };
+      const given = raw.trim().toLowerCase();
+      const value = values.find((v) => v.toLowerCase() === given);
+      return value === undefined ? { ok: false } : { ok: true, value };
     },
   };
 }

@@ -64,7 +64,7 @@ export const kitSchema = {
   sampler: enumVar('OTEL_TRACES_SAMPLER', 'parentbased_always_on', SAMPLERS),
   exporter: enumVar('OTEL_TRACES_EXPORTER', 'otlp', TRACES_EXPORTERS),
   /** Milliseconds, as OpenTelemetry's batch span processor reads it. */
-  scheduleDelayMs: intVar('OTEL_BSP_SCHEDULE_DELAY', SCHEDULED_DELAY_MS, 1, 60_000),
+  scheduleDelayMs: intVar('OTEL_BSP_SCHEDULE_DELAY', SCHEDULED_DELAY_MS, 0, 60_000),
 };
 
 declare module 'fastify' {

@@ -30,8 +30,10 @@ const KEEP_ALIVE_MS = 60_000;
 /** An answer to an export is a status and a few bytes (OTLP's partial success at most). */
 const MAX_ANSWER_BYTES = 65_536;
 
-/** The receiver answered, and not with success: the export is not sent again. */
-class ExportAnswerError extends Error {}
+/** Errors of a connection that died before any answer: such an export goes once more. */
+const RETRIED_CODES = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
+/** How long connecting to the receiver may take (a receiver that drops packets must not hold exports). */
+const CONNECT_TIMEOUT_MS = 2000;
 
 // OTLP field numbers (opentelemetry/proto/trace/v1/trace.proto, common/v1/common.proto).
 const F_REQUEST_RESOURCE_SPANS = 1;
@@ -220,7 +222,13 @@ export class OtlpProtoSpanProcessor implements SpanProcessor {
     const url = new URL(opts.url);
     this.path = `${url.pathname}${url.search}`;
     // Kept-alive connections (the control plane keeps idle ones 65 s), one per export in flight.
-    this.pool = new Pool(url.origin, { connections: MAX_IN_FLIGHT, pipelining: 1, keepAliveTimeout: KEEP_ALIVE_MS, keepAliveMaxTimeout: KEEP_ALIVE_MS });
+    this.pool = new Pool(url.origin, {
+      connections: MAX_IN_FLIGHT,
+      pipelining: 1,
+      keepAliveTimeout: KEEP_ALIVE_MS,
+      keepAliveMaxTimeout: KEEP_ALIVE_MS,
+      connect: { timeout: CONNECT_TIMEOUT_MS },
+    });
   }
 
   onStart(_span: Span, _parent: Context): void {}
@@ -296,7 +304,7 @@ export class OtlpProtoSpanProcessor implements SpanProcessor {
 
   /** Sends sealed bodies while fewer than MAX_IN_FLIGHT exports are under way. */
   private pump(): void {
-    while (this.sealed.length > 0 && this.inFlight.size < MAX_IN_FLIGHT) {
+    while (!this.stopped && this.sealed.length > 0 && this.inFlight.size < MAX_IN_FLIGHT) {
       const { body, spans } = this.sealed.shift() as { body: Buffer; spans: number };
       this.sealedBytes -= body.length;
       this.requests++;
@@ -304,6 +312,8 @@ export class OtlpProtoSpanProcessor implements SpanProcessor {
         () => undefined,
         (err: Error) => {
           this.dropped += spans;
+          // After shutdown the pool is gone: the spans are counted, the cause is not news.
+          if (this.stopped) return;
           try {
             this.opts.onError?.(err);
           } catch {
@@ -323,11 +333,12 @@ export class OtlpProtoSpanProcessor implements SpanProcessor {
     try {
       await this.postOnce(body);
     } catch (err) {
-      // The connection died without an answer (a kept-alive one the receiver closed as this
-      // export went out, or a receiver that restarted): once more, on a fresh connection. The
-      // control plane stores an export as it answers it, so at worst a span is stored twice.
-      const code = (err as { code?: string }).code;
-      if (!(err instanceof ExportAnswerError) && (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET')) await this.postOnce(body);
+      // The connection died before any answer (a kept-alive one the receiver closed as this
+      // export went out, or a receiver that restarted): once more, on whichever connection the
+      // pool gives. The control plane stores an export as it answers it, so at worst a span is
+      // stored twice. An answer, even one cut short, is never followed by a second try.
+      const e = err as { code?: string; answeredStatus?: number };
+      if (e.answeredStatus === 0 && RETRIED_CODES.has(e.code ?? '')) await this.postOnce(body);
       else throw err;
     }
   }
@@ -336,13 +347,13 @@ export class OtlpProtoSpanProcessor implements SpanProcessor {
     const headers = { 'content-type': 'application/x-protobuf', 'content-length': String(body.length) };
     let res: Awaited<ReturnType<typeof dispatch>>;
     try {
-      res = await dispatch(this.pool, { path: this.path, method: 'POST', headers, body }, this.opts.timeoutMs, undefined, MAX_ANSWER_BYTES);
+      res = await dispatch(this.pool, { path: this.path, method: 'POST', headers, body }, this.opts.timeoutMs, { maxResponseBytes: MAX_ANSWER_BYTES, destroyOnEarlyAbort: false });
     } catch (err) {
-      const e = err as Error & { code?: string };
+      const e = err as Error & { code?: string; answeredStatus?: number };
       if (e.name === 'TimeoutError') throw new Error(`OTLP export to ${this.opts.url} timed out after ${this.opts.timeoutMs} ms`);
-      throw Object.assign(new Error(`OTLP export to ${this.opts.url} failed: ${e.message}`), { code: e.code });
+      throw Object.assign(new Error(`OTLP export to ${this.opts.url} failed: ${e.message}`), { code: e.code, answeredStatus: e.answeredStatus });
     }
-    if (res.status >= 300) throw new ExportAnswerError(`OTLP export to ${this.opts.url} answered ${res.status}`);
+    if (res.status >= 300) throw new Error(`OTLP export to ${this.opts.url} answered ${res.status}`);
   }
 
   /**
@@ -367,6 +378,11 @@ export class OtlpProtoSpanProcessor implements SpanProcessor {
     await this.forceFlush();
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    // What did not go within the flush's time is dropped, counted; exports still under way end
+    // with the pool.
+    for (const { spans } of this.sealed) this.dropped += spans;
+    this.sealed = [];
+    this.sealedBytes = 0;
     await this.pool.destroy().catch(() => {});
   }
 }

@@ -75,7 +75,7 @@ const B3_DEBUG_FLAG_KEY = createContextKey('OpenTelemetry Context Key B3 Debug F
 export function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
   const arg = Number(env.OTEL_TRACES_SAMPLER_ARG ?? '1');
   const ratio = Number.isFinite(arg) && arg >= 0 && arg <= 1 ? arg : 1;
-  switch ((env.OTEL_TRACES_SAMPLER ?? 'parentbased_always_on').trim()) {
+  switch ((env.OTEL_TRACES_SAMPLER ?? 'parentbased_always_on').trim().toLowerCase()) {
     case 'always_on':
       return new AlwaysOnSampler();
     case 'always_off':

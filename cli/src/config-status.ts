@@ -50,11 +50,15 @@ function clip(s: string): string {
   return one.length > MAX_REASON ? `${one.slice(0, MAX_REASON - 1)}…` : one;
 }
 
-/** "5 % (telemetry name)", "environment" (OTEL_TRACES_SAMPLER decides), "off", or "-" when not reported. */
-function tracingOf(i: InstanceStatus): string {
+/**
+ * "5 % (telemetry name)", "environment" (OTEL_TRACES_SAMPLER decides), "off", or "-" when not
+ * reported; ", not exported" when OTEL_TRACES_EXPORTER=none keeps the spans from the trace store.
+ */
+export function tracingOf(i: Pick<InstanceStatus, 'tracing'>): string {
   if (!i.tracing) return '-';
   if (!i.tracing.enabled) return 'off';
-  return i.tracing.sampling ? `${i.tracing.sampling.percentage} % (${i.tracing.sampling.telemetry})` : 'environment';
+  const sampling = i.tracing.sampling ? `${i.tracing.sampling.percentage} % (${i.tracing.sampling.telemetry})` : 'environment';
+  return i.tracing.exporter === 'none' ? `${sampling}, not exported` : sampling;
 }
 
 export function renderConfigStatus(s: ConfigStatus): string {

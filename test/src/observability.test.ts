@@ -273,7 +273,7 @@ spec:
     const status = await http<{ version: number }>(`${sys.controlUrl}/api/config`);
     await waitAcked(sys, WORKLOADS, status.body.version);
     const restored = await http<{ instances: Array<{ instanceId: string; tracing: unknown }> }>(`${sys.controlUrl}/api/config/status`);
-    assert.deepEqual(restored.body.instances.find((i) => i.instanceId === 'gateway-1')?.tracing, { enabled: true, sampling: null }, 'back to the environment');
+    assert.deepEqual(restored.body.instances.find((i) => i.instanceId === 'gateway-1')?.tracing, { enabled: true, sampling: null, exporter: 'otlp' }, 'back to the environment');
     const back = await placeOrder(gw, u.auth, [{ productId: 'p-0001', quantity: 1 }]);
     assert.equal(flagsOf(back.headers.get('traceparent')), '01', 'always_on from the environment again');
   });

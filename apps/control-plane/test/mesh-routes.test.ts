@@ -206,10 +206,17 @@ describe('routes', () => {
     const of = (id: string) => status.body.instances.find((i: { instanceId: string }) => i.instanceId === id)?.tracing;
     assert.deepEqual(of('payment-1'), tracing);
     assert.deepEqual(of('recommendation-1'), { enabled: false, sampling: null });
-    const bad = await put({ instanceId: 'payment-1', version: v, tracing: { enabled: 'yes', sampling: { percentage: 101, telemetry: '', extra: 1 } } });
+    assert.equal((await put({ instanceId: 'recommendation-1', version: v, tracing: { enabled: true, sampling: null, exporter: 'none' } })).status, 204);
+    assert.deepEqual((await req(`${h.url}/api/config/status`)).body.instances.find((i: { instanceId: string }) => i.instanceId === 'recommendation-1')?.tracing, {
+      enabled: true,
+      sampling: null,
+      exporter: 'none',
+    });
+    const bad = await put({ instanceId: 'payment-1', version: v, tracing: { enabled: 'yes', sampling: { percentage: 101, telemetry: '', extra: 1 }, exporter: 'zipkin' } });
     assert.equal(bad.status, 400);
     assert.deepEqual(bad.body.errors.map((e: { path: string }) => e.path).sort(), [
       '/body/tracing/enabled',
+      '/body/tracing/exporter',
       '/body/tracing/sampling/extra',
       '/body/tracing/sampling/percentage',
       '/body/tracing/sampling/telemetry',

@@ -139,7 +139,7 @@ test('a Telemetry sampling percentage replaces the environment’s sampler while
   assert.equal(recordedRoots(50), 50, 'always_on from the environment');
 
   t.useSampling({ percentage: 0, telemetry: 'mesh-default' });
-  assert.deepEqual(t.tracingReport(), { enabled: true, sampling: { percentage: 0, telemetry: 'mesh-default' } });
+  assert.deepEqual(t.tracingReport(), { enabled: true, sampling: { percentage: 0, telemetry: 'mesh-default' }, exporter: 'otlp' });
   assert.equal(recordedRoots(50), 0, '0 %: no new trace is recorded');
   // The decision follows the parent: a trace sampled upstream stays whole.
   const sampledParent = trace.setSpanContext(ROOT_CONTEXT, { traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), traceFlags: 1, isRemote: true });
@@ -161,14 +161,14 @@ test('a Telemetry sampling percentage replaces the environment’s sampler while
   assert.equal(t.start('child', unsampledParent, SpanKind.SERVER).span.isRecording(), false, 'an unsampled parent is followed');
 
   t.useSampling(null);
-  assert.deepEqual(t.tracingReport(), { enabled: true, sampling: null });
+  assert.deepEqual(t.tracingReport(), { enabled: true, sampling: null, exporter: 'otlp' });
   assert.equal(recordedRoots(50), 50, 'back to always_on');
 });
 
 test('with tracing off a Telemetry sampling percentage records nothing', () => {
   const t = telemetry(false);
   t.useSampling({ percentage: 100, telemetry: 'all' });
-  assert.deepEqual(t.tracingReport(), { enabled: false, sampling: null });
+  assert.deepEqual(t.tracingReport(), { enabled: false, sampling: null, exporter: 'otlp' });
   assert.equal(t.start('root', ROOT_CONTEXT, SpanKind.SERVER).span.isRecording(), false);
 });
 
@@ -188,11 +188,12 @@ test('OTEL_TRACES_EXPORTER=none: spans are sampled and recorded as with otlp, an
     span.end();
     const traceparent = t.traceparent(ctx);
     await t.shutdown();
-    return { recording, traceparent };
+    return { recording, traceparent, report: t.tracingReport() };
   };
   try {
     const none = await run('none');
     assert.equal(none.recording, true, 'the span is recorded');
+    assert.equal(none.report.exporter, 'none', 'and the data plane reports it, for `concord config status`');
     assert.match(none.traceparent ?? '', /-01$/, 'and sampled, as downstream sees it');
     assert.equal(exports, 0, 'nothing was exported');
     const otlp = await run('otlp');

@@ -9,7 +9,7 @@
  *   the configuration depends on it
  * - `GET /api/config/status` → `{version, resources: [...], instances: [...]}`
  * - `GET /api/config/watch?version=N&wait=30s` → `{version, config}` (long poll)
- * - `PUT /api/config/ack` `{instanceId, version, error?, tracing?: {enabled, sampling}}` → 204
+ * - `PUT /api/config/ack` `{instanceId, version, error?, tracing?: {enabled, sampling, exporter?}}` → 204
  */
 import { type mesh, parseDuration } from '@concord/core';
 import { HttpError, badRequest } from '@concord/platform';
@@ -174,14 +174,15 @@ export function meshConfigRoutes(app: FastifyInstance, svc: MeshConfigService, o
   });
 }
 
-/** `tracing` of an acknowledgement: `{enabled: boolean, sampling: null | {percentage: 0–100, telemetry: name}}`. */
+/** `tracing` of an acknowledgement: `{enabled: boolean, sampling: null | {percentage: 0–100, telemetry: name}, exporter?: otlp | none}`. */
 function tracingReportErrors(t: unknown): Array<{ path: string; message: string }> {
   const at = '/body/tracing';
-  if (!isObj(t)) return [{ path: at, message: 'must be {enabled, sampling}' }];
+  if (!isObj(t)) return [{ path: at, message: 'must be {enabled, sampling, exporter?}' }];
   const errors = Object.keys(t)
-    .filter((k) => k !== 'enabled' && k !== 'sampling')
+    .filter((k) => k !== 'enabled' && k !== 'sampling' && k !== 'exporter')
     .map((k) => ({ path: `${at}/${k}`, message: 'is not a known field' }));
   if (typeof t.enabled !== 'boolean') errors.push({ path: `${at}/enabled`, message: 'must be true or false' });
+  if (t.exporter !== undefined && t.exporter !== 'otlp' && t.exporter !== 'none') errors.push({ path: `${at}/exporter`, message: 'must be otlp or none' });
   const s = t.sampling;
   if (s === null) return errors;
   if (!isObj(s)) return [...errors, { path: `${at}/sampling`, message: 'must be null or {percentage, telemetry}' }];

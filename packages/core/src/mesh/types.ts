@@ -183,6 +183,8 @@ export interface TracingReport {
   enabled: boolean;
   /** The Telemetry resource setting its sampling; null: its OTEL_TRACES_SAMPLER decides. */
   sampling: TracingSampling | null;
+  /** OTEL_TRACES_EXPORTER: `none` records spans and sends them nowhere (absent: an older data plane, otlp). */
+  exporter?: 'otlp' | 'none';
 }
 
 export interface MeshConfig {

@@ -255,9 +255,12 @@ export class Telemetry {
       processors,
     });
     this.enabled = opts.enabled;
+    this.exporter = opts.exporter ?? 'otlp';
   }
 
   readonly enabled: boolean;
+  /** Where recorded spans go: OTEL_TRACES_EXPORTER. */
+  readonly exporter: TracesExporter;
 
   /**
    * Applies the mesh's Telemetry decision for this workload: a percentage of new traces, or null
@@ -273,7 +276,7 @@ export class Telemetry {
 
   /** This process's tracing, as the data plane reports it to the control plane. */
   tracingReport(): mesh.TracingReport {
-    return { enabled: this.enabled, sampling: this.sampling };
+    return { enabled: this.enabled, sampling: this.sampling, exporter: this.exporter };
   }
 
   /** The context made active by the innermost `with` running now (synchronously). */

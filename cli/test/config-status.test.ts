@@ -8,5 +8,8 @@ test('config status names each instance’s tracing: off, its sampler, a Telemet
   assert.equal(tracingOf({ tracing: { enabled: true, sampling: null } }), 'environment');
   assert.equal(tracingOf({ tracing: { enabled: true, sampling: null, exporter: 'otlp' } }), 'environment');
   assert.equal(tracingOf({ tracing: { enabled: true, sampling: { percentage: 5, telemetry: 'mesh-default' } } }), '5 % (mesh-default)');
-  assert.equal(tracingOf({ tracing: { enabled: true, sampling: { percentage: 5, telemetry: 'mesh-default' }, exporter: 'none' } }), '5 % (mesh-default), not exported');
+  assert.equal(
+    tracingOf({ tracing: { enabled: true, sampling: { percentage: 5, telemetry: 'mesh-default' }, exporter: 'none' } }),
+    '5 % (mesh-default), not exported',
+  );
 });

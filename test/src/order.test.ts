@@ -174,6 +174,18 @@ describe('cancellation', () => {
     assert.deepEqual([inv.available, inv.reserved, inv.sold], [inv0.available, inv0.reserved, inv0.sold]);
   });
 
+  test('an order is answered once it is CONFIRMED, while its points are awarded; a cancel sent at once waits for them and succeeds (no 409)', async () => {
+    const u = await newUser(gw);
+    const r = await placeOrder(gw, u.auth, [{ productId: 'p-0009', quantity: 2 }]);
+    assert.equal(r.status, 201);
+    assert.equal(r.body.status, 'CONFIRMED');
+    const c = await http(`${gw}/api/orders/${r.body.id}/cancel`, { method: 'POST', headers: { ...u.auth, 'idempotency-key': randomUUID() } });
+    assert.equal(c.status, 200, c.text);
+    assert.equal(c.body.status, 'CANCELLED');
+    assert.equal(await balanceOf(gw, u.auth), 1_000_000, 'refunded');
+    assert.equal(await pointsOf(gw, u.auth), 0, 'the points awarded meanwhile were revoked');
+  });
+
   test("another user cannot see or cancel someone's order (404); an admin can see it", async () => {
     const u = await newUser(gw);
     const v = await newUser(gw);

@@ -251,7 +251,10 @@ export async function orderRoutes(ctx: ServiceContext<Config>): Promise<void> {
     const fingerprint = requestFingerprint('POST', `/api/orders/${orderId}/cancel`, null);
     const sagaId = `cancel-${orderId}`;
     // Read before the transaction (a saga never leaves COMPLETED, so the answer cannot go stale).
-    const placing = found.status === 'CONFIRMED' ? await sagas.get(orderId) : null;
+    let placing = found.status === 'CONFIRMED' ? await sagas.get(orderId) : null;
+    // A confirmed order's saga may still be awarding its points (an order is answered once it is
+    // confirmed): a cancel right after waits for that here, within the caller's wait, not a 409.
+    if (placing && placing.status !== 'COMPLETED' && waitS > 0 && (await sagas.waitFor(orderId, waitS * 1000))) placing = await sagas.get(orderId);
     const outcome = await store.tx(async (trx) => {
       const t = trx as Kysely<OrderDb>;
       const c = await claimKey(trx, { userId: me.userId, key, fingerprint, resourceId: orderId, lockMs: (waitS + 10) * 1000, nowMs: Date.now(), owner: ctx.instanceId });

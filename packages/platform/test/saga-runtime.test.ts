@@ -142,4 +142,56 @@ describe('saga runtime', () => {
     assert.equal((await store.db.selectFrom('saga_log').select('seq').where('saga_id', '=', 'marker').execute()).length, 1, 'the driver\'s attempt committed');
     await rt.close(1000);
   });
+  test('a step marked settles releases the waiters once it has committed; the steps after it go on, and the saga then completes', async () => {
+    let markStarted: () => void = () => {};
+    const lastStarted = new Promise<void>((r) => {
+      markStarted = r;
+    });
+    let releaseLast: () => void = () => {};
+    const lastMayEnd = new Promise<void>((r) => {
+      releaseLast = r;
+    });
+    const type: SagaType<{ n: number }> = {
+      type: 'settles-early',
+      retry: { baseMs: 1, capMs: 2, maxAttempts: 3, maxCompensationAttempts: 3 },
+      steps: [
+        { name: 'reserve', kind: 'compensatable', run: async () => undefined, undo: async () => undefined },
+        { name: 'confirm', kind: 'retriable', settles: true, local: async () => undefined },
+        {
+          name: 'award',
+          kind: 'retriable',
+          run: async () => {
+            markStarted();
+            await lastMayEnd;
+          },
+        },
+      ],
+    };
+    const rt = new SagaRuntime({ store, log, owner: 'test-1' });
+    rt.register(type);
+    await store.tx((trx) => rt.create(trx, 'settles-early', 'saga-settles', { n: 1 }));
+    rt.start('saga-settles');
+    assert.equal(await rt.waitFor('saga-settles', 10_000), true, 'released by the settling step');
+    const early = await rt.get('saga-settles');
+    assert.ok(early?.events.some((e) => e.step === 'confirm' && e.event === 'succeeded'), 'the settling step had committed when its waiter was released');
+    await lastStarted;
+    assert.notEqual((await rt.get('saga-settles'))?.status, 'COMPLETED', 'the step after it is still running');
+    releaseLast();
+    assert.equal(await rt.waitFor('saga-settles', 10_000), true, 'a later waiter waits for the end');
+    assert.equal((await rt.get('saga-settles'))?.status, 'COMPLETED');
+    await rt.close(1000);
+  });
+
+  test('only a retriable step may settle a saga: a compensatable one could still be undone', () => {
+    const rt = new SagaRuntime({ store, log, owner: 'test-1' });
+    assert.throws(
+      () =>
+        rt.register({
+          type: 'settles-too-soon',
+          retry: { baseMs: 1, capMs: 2, maxAttempts: 3, maxCompensationAttempts: 3 },
+          steps: [{ name: 'reserve', kind: 'compensatable', settles: true, run: async () => undefined, undo: async () => undefined }],
+        }),
+      /only a retriable step settles a saga/,
+    );
+  });
 });

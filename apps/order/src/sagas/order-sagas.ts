@@ -123,6 +123,9 @@ export function placeOrderSaga(p: Participants, tuning: SagaTuning): SagaType<Pl
       {
         name: 'confirm-order',
         kind: 'retriable',
+        // The order is CONFIRMED for good once this commits: its caller is answered then, while
+        // the points are awarded (points are eventually consistent, like the recommendations).
+        settles: true,
         local: async (trx, { data }) => {
           await setStatus(trx, data.orderId, 'PENDING', 'CONFIRMED', null);
           await enqueue(trx, { id: `${data.orderId}:order.confirmed`, destination: 'recommendation', path: '/internal/events', body: event('order.confirmed', data) });

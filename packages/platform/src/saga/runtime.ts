@@ -56,6 +56,12 @@ export interface StepHandlers<D> {
   undo?(ctx: StepContext<D>): Promise<void>;
   undoLocal?(trx: Kysely<any>, ctx: StepContext<D>): Promise<void>;
   timeoutMs?: number;
+  /**
+   * Once this step has succeeded (durably), the saga's outcome is decided and written where its
+   * callers read it: `waitFor` resolves then, not when the steps after it end. Only on a
+   * retriable step, after which nothing can be undone (compensatable steps come first).
+   */
+  settles?: boolean;
 }
 
 export interface SagaType<D> {
@@ -188,6 +194,8 @@ export class SagaRuntime {
     machine.validateDef(def);
     for (const s of type.steps) {
       if (Boolean(s.run) === Boolean(s.local)) throw new Error(`saga ${type.type} step ${s.name}: give exactly one of run or local`);
+      if (s.settles && s.kind !== 'retriable')
+        throw new Error(`saga ${type.type} step ${s.name}: only a retriable step settles a saga (a compensatable one may still be undone)`);
     }
     this.types.set(type.type, { type, def });
   }
@@ -294,7 +302,10 @@ export class SagaRuntime {
     this.active.set(id, p);
   }
 
-  /** Resolves true when the saga settled in this process within `ms`. */
+  /**
+   * Resolves true when the saga settled in this process within `ms`: it ended, or a step marked
+   * `settles` succeeded (the steps after it go on).
+   */
   waitFor(id: string, ms: number): Promise<boolean> {
     if (!this.active.has(id)) return Promise.resolve(false);
     return new Promise((resolve) => {
@@ -535,6 +546,8 @@ export class SagaRuntime {
         delayMs = t.delayMs;
         if (outcome.type !== 'ok') this.opts.log.debug({ sagaId: id, step: cmd.name, phase: cmd.phase, outcome }, 'saga step did not succeed');
       }
+      // A settling step's success is committed by now: its waiters need not wait for the rest.
+      if (handlers.settles && !compensating && outcome.type === 'ok') this.wake(id);
       if (state.status === 'NEEDS_ATTENTION') this.opts.log.warn({ sagaId: id, type: row.type, step: cmd.name, error: state.lastError }, 'saga needs attention');
       if (delayMs > 0) await this.sleep(delayMs);
     }

@@ -174,6 +174,22 @@ describe('cancellation', () => {
     assert.deepEqual([inv.available, inv.reserved, inv.sold], [inv0.available, inv0.reserved, inv0.sold]);
   });
 
+  // That the answer does not wait for award-points is the saga runtime's test (settles); here,
+  // that an order whose points cannot be awarded yet is still confirmed and answered.
+  test('with the points service stopped an order is still CONFIRMED and answered 201, and its points follow once the service is back', async () => {
+    const u = await newUser(gw);
+    sys.sup.pause('points-1');
+    let r: Awaited<ReturnType<typeof placeOrder>>;
+    try {
+      r = await placeOrder(gw, u.auth, [{ productId: 'p-0010', quantity: 1 }]);
+    } finally {
+      sys.sup.resume('points-1');
+    }
+    assert.equal(r.status, 201, 'answered although award-points could not run');
+    assert.equal(r.body.status, 'CONFIRMED');
+    await pollUntil('points awarded once the points service is back', async () => (await pointsOf(gw, u.auth)) === Math.floor(r.body.total / 100));
+  });
+
   test('an order is answered once it is CONFIRMED, while its points are awarded; a cancel sent at once waits for them and succeeds (no 409)', async () => {
     const u = await newUser(gw);
     const r = await placeOrder(gw, u.auth, [{ productId: 'p-0009', quantity: 2 }]);

@@ -36,6 +36,10 @@ const CreateBody = Type.Object(
   },
   { additionalProperties: false },
 );
+/** How often a cancel reads the placing saga again while another instance drives it. */
+const PLACING_POLL_MS = 100;
+/** A bound on those reads, whatever the wait asked for (Prefer: wait is capped anyway). */
+const MAX_PLACING_READS = 600;
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._:-]+$' }) }, { additionalProperties: false });
 const ListQuery = Type.Object(
   { limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })), cursor: Type.Optional(Type.String({ maxLength: 200 })), userId: Type.Optional(Type.String({ maxLength: 64 })) },
@@ -241,6 +245,20 @@ export async function orderRoutes(ctx: ServiceContext<Config>): Promise<void> {
     return listOrders(req.query.userId, req.query.limit ?? 5, undefined);
   });
 
+  /**
+   * The place-order saga of an order, once COMPLETED or when `deadlineMs` passes (then as it is).
+   * Driven here, its end wakes this at once; driven by another instance (or being recovered), it
+   * is read again every PLACING_POLL_MS.
+   */
+  async function placingSettled(orderId: string, deadlineMs: number) {
+    for (let reads = 0; ; reads++) {
+      const saga = await sagas.get(orderId);
+      const leftMs = deadlineMs - Date.now();
+      if (!saga || saga.status === 'COMPLETED' || leftMs <= 0 || reads >= MAX_PLACING_READS) return saga;
+      if (!(await sagas.waitFor(orderId, leftMs))) await new Promise((r) => setTimeout(r, Math.min(PLACING_POLL_MS, leftMs)));
+    }
+  }
+
   app.post<{ Params: { id: string } }>('/api/orders/:id/cancel', { schema: { params: IdParams } }, async (req, reply) => {
     const me = await guard.user(req);
     const key = idempotencyKeyOf(req.headers['idempotency-key']);
@@ -250,11 +268,12 @@ export async function orderRoutes(ctx: ServiceContext<Config>): Promise<void> {
     if (!found || (me.role !== 'admin' && found.userId !== me.userId)) throw new HttpError(404, 'not-found', 'no such order');
     const fingerprint = requestFingerprint('POST', `/api/orders/${orderId}/cancel`, null);
     const sagaId = `cancel-${orderId}`;
+    // One deadline for the whole cancel: the wait for the placing saga and for the cancel's own.
+    const deadlineMs = Date.now() + waitS * 1000;
     // Read before the transaction (a saga never leaves COMPLETED, so the answer cannot go stale).
-    let placing = found.status === 'CONFIRMED' ? await sagas.get(orderId) : null;
     // A confirmed order's saga may still be awarding its points (an order is answered once it is
-    // confirmed): a cancel right after waits for that here, within the caller's wait, not a 409.
-    if (placing && placing.status !== 'COMPLETED' && waitS > 0 && (await sagas.waitFor(orderId, waitS * 1000))) placing = await sagas.get(orderId);
+    // confirmed): a cancel right after waits for it here, within the caller's wait, not a 409.
+    const placing = found.status === 'CONFIRMED' ? await placingSettled(orderId, deadlineMs) : null;
     const outcome = await store.tx(async (trx) => {
       const t = trx as Kysely<OrderDb>;
       const c = await claimKey(trx, { userId: me.userId, key, fingerprint, resourceId: orderId, lockMs: (waitS + 10) * 1000, nowMs: Date.now(), owner: ctx.instanceId });
@@ -276,7 +295,8 @@ export async function orderRoutes(ctx: ServiceContext<Config>): Promise<void> {
     }, req.trace?.ctx);
     if (outcome === 'started' || outcome === 'running') {
       sagas.start(sagaId, req.trace?.ctx);
-      if (waitS > 0) await sagas.waitFor(sagaId, waitS * 1000);
+      const leftMs = deadlineMs - Date.now();
+      if (leftMs > 0) await sagas.waitFor(sagaId, leftMs);
     }
     const order = (await loadOrder(orderId)) as Order;
     if (outcome !== 'replay') await completeKey(db, me.userId, key, 200, { orderId });

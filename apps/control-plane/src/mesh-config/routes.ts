@@ -11,7 +11,7 @@
  * - `GET /api/config/watch?version=N&wait=30s` → `{version, config}` (long poll)
  * - `PUT /api/config/ack` `{instanceId, version, error?, tracing?: {enabled, sampling, exporter?}}` → 204
  */
-import { type mesh, parseDuration } from '@concord/core';
+import { mesh, parseDuration } from '@concord/core';
 import { HttpError, badRequest } from '@concord/platform';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isObj } from './fields.js';
@@ -174,7 +174,7 @@ export function meshConfigRoutes(app: FastifyInstance, svc: MeshConfigService, o
   });
 }
 
-/** `tracing` of an acknowledgement: `{enabled: boolean, sampling: null | {percentage: 0–100, telemetry: name}, exporter?: otlp | none}`. */
+/** `tracing` of an acknowledgement: `{enabled: boolean, sampling: null | {percentage: 0–100, telemetry: name}, exporter?: one of mesh.TRACES_EXPORTERS}`. */
 function tracingReportErrors(t: unknown): Array<{ path: string; message: string }> {
   const at = '/body/tracing';
   if (!isObj(t)) return [{ path: at, message: 'must be {enabled, sampling, exporter?}' }];
@@ -182,7 +182,8 @@ function tracingReportErrors(t: unknown): Array<{ path: string; message: string 
     .filter((k) => k !== 'enabled' && k !== 'sampling' && k !== 'exporter')
     .map((k) => ({ path: `${at}/${k}`, message: 'is not a known field' }));
   if (typeof t.enabled !== 'boolean') errors.push({ path: `${at}/enabled`, message: 'must be true or false' });
-  if (t.exporter !== undefined && t.exporter !== 'otlp' && t.exporter !== 'none') errors.push({ path: `${at}/exporter`, message: 'must be otlp or none' });
+  if (t.exporter !== undefined && !(mesh.TRACES_EXPORTERS as readonly unknown[]).includes(t.exporter))
+    errors.push({ path: `${at}/exporter`, message: `must be one of ${mesh.TRACES_EXPORTERS.join(', ')}` });
   const s = t.sampling;
   if (s === null) return errors;
   if (!isObj(s)) return [...errors, { path: `${at}/sampling`, message: 'must be null or {percentage, telemetry}' }];

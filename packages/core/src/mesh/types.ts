@@ -177,14 +177,23 @@ export interface TracingSampling {
   telemetry: string;
 }
 
+/**
+ * OTEL_TRACES_EXPORTER's values a data plane takes, and reports: `otlp` (the default: the control
+ * plane, or the collector OTEL_EXPORTER_OTLP_* names) and `none`, under which spans are still
+ * sampled and recorded (the trace context, sampled flags and ids are as with `otlp`) and go
+ * nowhere. Telling recording's cost from exporting's is what `none` is for here (README, bench:ab).
+ */
+export const TRACES_EXPORTERS = ['otlp', 'none'] as const;
+export type TracesExporter = (typeof TRACES_EXPORTERS)[number];
+
 /** What a data plane reports about its tracing with each acknowledgement. */
 export interface TracingReport {
   /** False with CONCORD_TRACING=false: nothing is recorded whatever the mesh says. */
   enabled: boolean;
   /** The Telemetry resource setting its sampling; null: its OTEL_TRACES_SAMPLER decides. */
   sampling: TracingSampling | null;
-  /** OTEL_TRACES_EXPORTER: `none` records spans and sends them nowhere (absent: an older data plane, otlp). */
-  exporter?: 'otlp' | 'none';
+  /** OTEL_TRACES_EXPORTER (absent: an older data plane, otlp). */
+  exporter?: TracesExporter;
 }
 
 export interface MeshConfig {

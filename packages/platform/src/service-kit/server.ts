@@ -16,7 +16,7 @@ import { InboundListener } from '../tls/inbound.js';
 import { peerPrincipal } from '../tls/inbound.js';
 import { mesh as meshcore } from '@concord/core';
 import { Metrics, serviceFqdn } from '../telemetry/metrics.js';
-import { SAMPLERS, SCHEDULED_DELAY_MS, SpanStatusCode, TRACES_EXPORTERS, Telemetry, type TraceContext, type Span, idsOf } from '../telemetry/tracing.js';
+import { SAMPLERS, SCHEDULED_DELAY_MS, SpanStatusCode, Telemetry, type TraceContext, type Span, idsOf } from '../telemetry/tracing.js';
 import { SpanKind } from '@opentelemetry/api';
 import { RegistryClient, type Registration } from '../registry-client/client.js';
 import { Faults } from './faults.js';
@@ -62,7 +62,7 @@ export const kitSchema = {
   caToken: stringVar('CONCORD_CA_TOKEN', '', /^[0-9a-f]{64}$/, '64 hexadecimal characters (set by the supervisor)'),
   tracing: boolVar('CONCORD_TRACING', true),
   sampler: enumVar('OTEL_TRACES_SAMPLER', 'parentbased_always_on', SAMPLERS),
-  exporter: enumVar('OTEL_TRACES_EXPORTER', 'otlp', TRACES_EXPORTERS),
+  exporter: enumVar('OTEL_TRACES_EXPORTER', 'otlp', meshcore.TRACES_EXPORTERS),
   /** Milliseconds, as OpenTelemetry's batch span processor reads it. */
   scheduleDelayMs: intVar('OTEL_BSP_SCHEDULE_DELAY', SCHEDULED_DELAY_MS, 0, 60_000),
 };

@@ -137,14 +137,6 @@ function percentageSampler(percentage: number): Sampler {
 }
 
 export const SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
-/**
- * OTEL_TRACES_EXPORTER's values this SDK setup takes: `otlp` (the default: the control plane, or
- * the collector OTEL_EXPORTER_OTLP_* names) and `none`, under which spans are still sampled and
- * recorded (the trace context, sampled flags and ids are as with `otlp`) and go nowhere. Telling
- * recording's cost from exporting's is what `none` is for here (README, bench:ab).
- */
-export const TRACES_EXPORTERS = ['otlp', 'none'] as const;
-export type TracesExporter = (typeof TRACES_EXPORTERS)[number];
 
 export function tracesEndpoint(env: NodeJS.ProcessEnv, controlUrl: string): string {
   if (env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) return env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
@@ -236,11 +228,12 @@ export class Telemetry {
     log: Logger;
     enabled: boolean;
     /** OTEL_TRACES_EXPORTER as validated at start-up (default otlp). */
-    exporter?: TracesExporter;
+    exporter?: mesh.TracesExporter;
     /** OTEL_BSP_SCHEDULE_DELAY as validated at start-up: how long a finished span waits at most before it is sent. */
     scheduleDelayMs?: number;
   }) {
-    const processors = opts.enabled && opts.exporter !== 'none' ? [processorFor(opts.env, opts.controlUrl, opts.log, opts.scheduleDelayMs ?? SCHEDULED_DELAY_MS)] : [];
+    const exporter = opts.exporter ?? 'otlp';
+    const processors = opts.enabled && exporter === 'otlp' ? [processorFor(opts.env, opts.controlUrl, opts.log, opts.scheduleDelayMs ?? SCHEDULED_DELAY_MS)] : [];
     this.sampler = new SwitchableSampler(opts.enabled ? samplerFromEnv(opts.env) : new AlwaysOffSampler());
     this.processors = processors;
     this.tracer = new RecordingTracer({
@@ -255,12 +248,12 @@ export class Telemetry {
       processors,
     });
     this.enabled = opts.enabled;
-    this.exporter = opts.exporter ?? 'otlp';
+    this.exporter = exporter;
   }
 
   readonly enabled: boolean;
   /** Where recorded spans go: OTEL_TRACES_EXPORTER. */
-  readonly exporter: TracesExporter;
+  readonly exporter: mesh.TracesExporter;
 
   /**
    * Applies the mesh's Telemetry decision for this workload: a percentage of new traces, or null

@@ -233,7 +233,8 @@ export class Telemetry {
     scheduleDelayMs?: number;
   }) {
     const exporter = opts.exporter ?? 'otlp';
-    const processors = opts.enabled && exporter === 'otlp' ? [processorFor(opts.env, opts.controlUrl, opts.log, opts.scheduleDelayMs ?? SCHEDULED_DELAY_MS)] : [];
+    const processors =
+      opts.enabled && exporter === 'otlp' ? [processorFor(opts.env, opts.controlUrl, opts.log, opts.scheduleDelayMs ?? SCHEDULED_DELAY_MS)] : [];
     this.sampler = new SwitchableSampler(opts.enabled ? samplerFromEnv(opts.env) : new AlwaysOffSampler());
     this.processors = processors;
     this.tracer = new RecordingTracer({

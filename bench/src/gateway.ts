@@ -17,7 +17,7 @@ import { createServer } from 'node:net';
 import { cpus, loadavg } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ROOT, appEntry } from '@concord/cli';
+import { ProgressLine, ROOT, appEntry } from '@concord/cli';
 import autocannon, { type Result } from 'autocannon';
 import { type BenchSystem, OUT_DIR, json, median, pollUntil, positiveOption, startSystem } from './system.js';
 
@@ -42,10 +42,6 @@ const PROFILE_S = positiveOption(opts, 'profile-seconds');
 const PATH = '/api/users/me';
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
-const live = process.stderr.isTTY;
-function progress(line: string): void {
-  if (live) process.stderr.write(`\r\x1b[2K${line}`);
-}
 
 // ---------------------------------------------------------------- nginx
 
@@ -154,14 +150,16 @@ interface Measured {
 function load(url: string, token: string, seconds: number, label: string): Promise<Result> {
   return new Promise((resolve, reject) => {
     let elapsed = 0;
+    // Its last state gives way to the round's figures (`measure` prints them).
+    const progress = new ProgressLine();
     const inst = autocannon({ url: `${url}${PATH}`, connections: CONNECTIONS, duration: seconds, headers: { authorization: `Bearer ${token}` }, timeout: 10 }, (err, result) => {
-      progress('');
+      progress.clear();
       if (err) reject(err);
       else resolve(result);
     });
     inst.on('tick', (t: { counter: number }) => {
       elapsed++;
-      progress(`  ${label.padEnd(24)} ${String(elapsed).padStart(3)}/${seconds} s  ${String(t.counter).padStart(7)} req/s`);
+      progress.update(`  ${label.padEnd(24)} ${String(elapsed).padStart(3)}/${seconds} s  ${String(t.counter).padStart(7)} req/s`);
     });
   });
 }

@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { type CpuSnapshot, type CpuTally, DEFAULT_TOPOLOGY, type LoadResult, addCpu, benchEnv, cpuSecondsByInstance, cpuTotal, emptyCpuTally, loadTopology, perOrderUs, prepare, runLoad, startEmbedded, usersFor } from '@concord/cli';
+import { type CpuSnapshot, type CpuTally, DEFAULT_TOPOLOGY, type LoadResult, ProgressLine, addCpu, benchEnv, cpuSecondsByInstance, cpuTotal, emptyCpuTally, loadTopology, perOrderUs, prepare, runLoad, startEmbedded, usersFor } from '@concord/cli';
 import { OUT_DIR } from './system.js';
 
 /** Orders of a phase that may end otherwise than CONFIRMED before the run stops as not comparable. */
@@ -47,25 +47,25 @@ export async function startWithUsers(dir: string, env: Record<string, string>, r
  */
 export function loader(sys: System, prep: Prepared, opts: { prefix: string; label: string; connections: number; onTick?: (phase: string, t: Tick) => void }) {
   const { prefix, label, onTick } = opts;
-  return (phase: string, durationMs: number): Promise<LoadResult> =>
-    runLoad({
+  return (phase: string, durationMs: number): Promise<LoadResult> => {
+    // A taken-over live line is the taker's to show and end.
+    const progress = onTick ? null : new ProgressLine();
+    return runLoad({
       gatewayUrl: sys.gatewayUrl as string,
       users: prep.users,
       productIds: prep.productIds,
       durationMs,
       ratePerS: 0,
       connections: opts.connections,
-      onTick: (t) => (onTick ? onTick(phase, t) : process.stderr.write(`\r[${prefix}] ${label} ${phase} ${Math.round(t.elapsedMs / 1000)}s  ${tickLine(t)}   `)),
+      onTick: (t) => (onTick ? onTick(phase, t) : progress?.update(`[${prefix}] ${label} ${phase} ${Math.round(t.elapsedMs / 1000)}s  ${tickLine(t)}`)),
     })
       .then((r) => {
         const refused = Object.entries(r.orderStatuses).reduce((n, [status, count]) => (status === 'CONFIRMED' ? n : n + count), 0);
         if (refused > MAX_UNCONFIRMED_SHARE * r.acknowledged) throw new Error(`${label} ${phase}: ${refused} of ${r.acknowledged} orders did not end CONFIRMED (${JSON.stringify(r.orderStatuses)}); the figures would not compare`);
         return r;
       })
-      .finally(() => {
-        // A taken-over live line is ended by whoever took it.
-        if (!onTick) process.stderr.write('\n');
-      });
+      .finally(() => progress?.end());
+  };
 }
 
 /**
@@ -115,6 +115,7 @@ export async function sideBySideRound(opts: {
     // One live line for both loads: each tick updates its part (a new phase starts it afresh).
     let last: Record<string, string> = {};
     let lastPhase = '';
+    const progress = new ProgressLine();
     const show = (key: string) => (phase: string, t: Tick) => {
       if (phase !== lastPhase) {
         last = {};
@@ -122,13 +123,13 @@ export async function sideBySideRound(opts: {
       }
       last[key] = tickLine(t);
       const parts = opts.configs.map((c) => `${c.key} ${last[c.key] ?? '-'}`).join('  |  ');
-      process.stderr.write(`\r[${opts.prefix}] side by side ${opts.round}/${opts.rounds} ${phase} ${Math.round(t.elapsedMs / 1000)}s  ${parts}   `);
+      progress.update(`[${opts.prefix}] side by side ${opts.round}/${opts.rounds} ${phase} ${Math.round(t.elapsedMs / 1000)}s  ${parts}`);
     };
     const loads = started.map((s) => ({ ...s, load: loader(s.sys, s.prep, { prefix: opts.prefix, label: s.config.key, connections: opts.connections, onTick: show(s.config.key) }) }));
-    if (opts.warmupMs > 0) await Promise.all(loads.map((l) => l.load('warm-up', opts.warmupMs))).finally(() => process.stderr.write('\n'));
+    if (opts.warmupMs > 0) await Promise.all(loads.map((l) => l.load('warm-up', opts.warmupMs))).finally(() => progress.end());
     // Both loads start after both CPU readings and are read again after both end: one window.
     const before = await Promise.all(loads.map((l) => cpuSecondsByInstance(l.sys.controlUrl as string)));
-    const results = await Promise.all(loads.map((l) => l.load('measured', opts.durationMs))).finally(() => process.stderr.write('\n'));
+    const results = await Promise.all(loads.map((l) => l.load('measured', opts.durationMs))).finally(() => progress.end());
     const after = await Promise.all(loads.map((l) => cpuSecondsByInstance(l.sys.controlUrl as string)));
     const out: Record<string, SideResult> = {};
     loads.forEach((l, i) => {

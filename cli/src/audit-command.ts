@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { adminToken, renderAudit, runAudit } from './audit/audit.js';
 import { cliConfig } from './config.js';
+import { ProgressLine } from './progress.js';
 
 export async function auditCommand(args: string[]): Promise<number> {
   const cfg = cliConfig();
@@ -18,8 +19,8 @@ export async function auditCommand(args: string[]): Promise<number> {
   const quietArg = args.find((a) => a.startsWith('--quiet-timeout='));
   const quietTimeoutMs = quietArg ? Number(quietArg.split('=')[1]) * 1000 : 60_000;
   const token = await adminToken(gatewayUrl, email, password);
-  const { ok, results } = await runAudit({ gatewayUrl, token, quietTimeoutMs, onProgress: (l) => process.stderr.write(`\r${l}   `) });
-  process.stderr.write('\r');
+  const progress = new ProgressLine();
+  const { ok, results } = await runAudit({ gatewayUrl, token, quietTimeoutMs, onProgress: (l) => progress.update(l) }).finally(() => progress.end());
   process.stdout.write(`${renderAudit(results, process.stdout.isTTY === true)}\n`);
   return ok ? 0 : 1;
 }

@@ -11,3 +11,4 @@ export * from './bench/setup.js';
 export { benchEnv } from './bench/command.js';
 export * from './bench/report.js';
 export * from './bench/cpu.js';
+export * from './progress.js';

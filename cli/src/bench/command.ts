@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { renderAudit, runAudit } from '../audit/audit.js';
 import { type EmbeddedSystem, startEmbedded } from '../embedded.js';
 import { DEFAULT_TOPOLOGY } from '../paths.js';
+import { ProgressLine } from '../progress.js';
 import { loadTopology } from '../supervisor/topology.js';
 import { type ArgSpec, parseArgs, usage } from './args.js';
 import { type CpuSnapshot, addCpu, cpuPerOrder, cpuSecondsByInstance, emptyCpuTally } from './cpu.js';
@@ -81,6 +82,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     const prep = await prepare({ gatewayUrl, adminEmail, adminPassword, users, products: a.products, progress: say });
     const phase = (label: string, durationMs: number): Promise<LoadResult> => {
       say(`${label}: placing orders for ${durationMs / 1000} s ${a.rate ? `at ${a.rate}/s` : 'flat out'} over ${a.connections} connections…`);
+      const progress = new ProgressLine();
       return runLoad({
         gatewayUrl,
         users: prep.users,
@@ -90,10 +92,10 @@ export async function benchCommand(argv: string[]): Promise<number> {
         connections: a.connections,
         waitS: a.wait,
         onTick: (t) =>
-          process.stderr.write(
-            `\r[bench] ${label} ${String(Math.round(t.elapsedMs / 1000)).padStart(4)}s/${durationMs / 1000}s  rate ${String(t.acknowledged).padStart(6)}/s  p50 ${t.p50Ms.toFixed(1).padStart(7)} ms  p99 ${t.p99Ms.toFixed(1).padStart(7)} ms  errors ${t.total.errors}  in flight ${t.inFlight}   `,
+          progress.update(
+            `[bench] ${label} ${String(Math.round(t.elapsedMs / 1000)).padStart(4)}s/${durationMs / 1000}s  rate ${String(t.acknowledged).padStart(6)}/s  p50 ${t.p50Ms.toFixed(1).padStart(7)} ms  p99 ${t.p99Ms.toFixed(1).padStart(7)} ms  errors ${t.total.errors}  in flight ${t.inFlight}`,
           ),
-      }).finally(() => process.stderr.write('\n'));
+      }).finally(() => progress.end());
     };
     // A warm-up (JIT, caches, connection pools) is audited like the rest but kept out of the figures.
     const warm = a.warmup > 0 ? await phase('warm-up', a.warmup) : null;

@@ -16,6 +16,7 @@ import { type BenchReport, renderHtml, renderTable } from '../bench/report.js';
 import { prepare, usersFor } from '../bench/setup.js';
 import { startEmbedded } from '../embedded.js';
 import { ROOT } from '../paths.js';
+import { ProgressLine } from '../progress.js';
 import type { Supervisor } from '../supervisor/supervisor.js';
 import { loadTopology } from '../supervisor/topology.js';
 import { NetnsLab, netnsUnavailable } from './netns.js';
@@ -30,7 +31,7 @@ export const CHAOS_ARGS = {
 
 export const CHAOS_USAGE = `usage: concord chaos [options]\n${usage(CHAOS_ARGS)}\n`;
 
-const say = (s: string) => process.stderr.write(`\n[chaos] ${s}\n`);
+const say = (s: string) => process.stderr.write(`[chaos] ${s}\n`);
 /** Products the chaos load spreads its orders over. */
 const CHAOS_PRODUCTS = 50;
 
@@ -101,8 +102,11 @@ export async function runScenario(s: Scenario, opts: { outDir: string; log: (lin
     const prep = await prepare({ gatewayUrl, adminEmail: env.CONCORD_ADMIN_EMAIL as string, adminPassword: password, users: usersFor({ ratePerS: s.load.rate, runMs: s.load.durationMs, products: CHAOS_PRODUCTS }), products: CHAOS_PRODUCTS, progress: opts.log });
     const t0 = Date.now();
     const random = Math.random;
+    const progress = new ProgressLine();
     const note = (label: string) => {
       events.push({ atMs: Date.now() - t0, label });
+      // An event gets a line of its own; the live line comes back with the next tick.
+      progress.clear();
       opts.log(`+${((Date.now() - t0) / 1000).toFixed(1)}s ${label}`);
     };
     const act = async (a: FaultAction): Promise<void> => {
@@ -185,10 +189,10 @@ export async function runScenario(s: Scenario, opts: { outDir: string; log: (lin
       maxTries: 12,
       cancelRatio: s.load.cancelRatio,
       onTick: (t) =>
-        process.stderr.write(
-          `\r[chaos] ${String(Math.round(t.elapsedMs / 1000)).padStart(4)}s/${s.load.durationMs / 1000}s  ${String(t.acknowledged).padStart(5)}/s  p99 ${t.p99Ms.toFixed(0).padStart(6)} ms  errors ${t.total.errors}   `,
+        progress.update(
+          `[chaos] ${String(Math.round(t.elapsedMs / 1000)).padStart(4)}s/${s.load.durationMs / 1000}s  ${String(t.acknowledged).padStart(5)}/s  p99 ${t.p99Ms.toFixed(0).padStart(6)} ms  errors ${t.total.errors}`,
         ),
-    });
+    }).finally(() => progress.end());
     for (const t of timers) clearTimeout(t);
     for (const u of undo) await u();
     note('faults stopped; waiting for every saga to finish');

@@ -4,7 +4,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SpanKind, trace } from '@opentelemetry/api';
 import { pino } from 'pino';
-import { ROOT_CONTEXT, Telemetry, type TraceContext } from '../src/telemetry/tracing.js';
+import { ROOT_CONTEXT, Telemetry, type TraceContext, samplerFromEnv } from '../src/telemetry/tracing.js';
 import { loadConfig } from '../src/service-kit/config.js';
 import { kitSchema } from '../src/service-kit/server.js';
 
@@ -212,4 +212,28 @@ test('OTEL_BSP_SCHEDULE_DELAY and OTEL_TRACES_EXPORTER are read as OpenTelemetry
   assert.equal(loadConfig(kitSchema, { OTEL_TRACES_EXPORTER: ' NONE ' }).exporter, 'none');
   assert.equal(loadConfig(kitSchema, { OTEL_TRACES_SAMPLER: 'Always_Off' }).sampler, 'always_off');
   assert.throws(() => loadConfig(kitSchema, { OTEL_TRACES_EXPORTER: 'otlp,console' }), /OTEL_TRACES_EXPORTER="otlp,console" is invalid: expected one of otlp, none/);
+});
+
+test('OTEL_TRACES_SAMPLER_ARG is a ratio in [0, 1] checked at start-up (it used to fall back to 1 silently), and the sampler it sets is the one used', () => {
+  assert.equal(loadConfig(kitSchema, {}).samplerArg, 1);
+  assert.equal(loadConfig(kitSchema, { OTEL_TRACES_SAMPLER_ARG: ' 0.25 ' }).samplerArg, 0.25);
+  assert.equal(loadConfig(kitSchema, { OTEL_TRACES_SAMPLER_ARG: '0' }).samplerArg, 0);
+  for (const bad of ['1.5', '-0.1', 'abc', '25%', '1e-1']) {
+    assert.throws(() => loadConfig(kitSchema, { OTEL_TRACES_SAMPLER_ARG: bad }), new RegExp(`OTEL_TRACES_SAMPLER_ARG="${bad}" is invalid: expected a decimal number from 0 to 1`), bad);
+  }
+  assert.equal(String(samplerFromEnv({ OTEL_TRACES_SAMPLER: 'TraceIdRatio', OTEL_TRACES_SAMPLER_ARG: '0.25' })), 'TraceIdRatioBased{0.25}');
+  assert.throws(() => samplerFromEnv({ OTEL_TRACES_SAMPLER_ARG: 'half' }), /OTEL_TRACES_SAMPLER_ARG="half" is invalid/);
+  // The service kit hands Telemetry the sampler it validated: the environment is not read again.
+  const t = new Telemetry({
+    service: 'unit',
+    version: 'v1',
+    instanceId: 'unit-1',
+    controlUrl: 'http://127.0.0.1:9',
+    env: { OTEL_TRACES_SAMPLER: 'always_on' },
+    log,
+    enabled: true,
+    exporter: 'none',
+    sampler: { name: 'always_off', ratio: 1 },
+  });
+  assert.equal(t.start('root', ROOT_CONTEXT, SpanKind.SERVER).span.isRecording(), false, 'always_off, as validated, decides');
 });

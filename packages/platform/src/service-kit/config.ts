@@ -57,6 +57,22 @@ export function intVar(env: string, def: number, min: number, max: number): VarS
   };
 }
 
+const DECIMAL = /^(\d+(\.\d*)?|\.\d+)$/;
+
+/** A decimal number such as 0.25 (no exponent, no sign: ranges here start at 0 or above). */
+export function decimalVar(env: string, def: number, min: number, max: number): VarSpec<number> {
+  return {
+    env,
+    default: def,
+    accepts: `a decimal number from ${min} to ${max}, such as ${(min + max) / 4}`,
+    parse(raw) {
+      if (!DECIMAL.test(raw.trim())) return { ok: false };
+      const n = Number(raw.trim());
+      return n >= min && n <= max ? { ok: true, value: n } : { ok: false };
+    },
+  };
+}
+
 export function portVar(env: string, def: number): VarSpec<number> {
   return { ...intVar(env, def, 0, 65535), accepts: 'a TCP port, an integer from 0 to 65535 (0 picks a free port)' };
 }

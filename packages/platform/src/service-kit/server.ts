@@ -16,7 +16,7 @@ import { InboundListener } from '../tls/inbound.js';
 import { peerPrincipal } from '../tls/inbound.js';
 import { mesh as meshcore } from '@concord/core';
 import { Metrics, serviceFqdn } from '../telemetry/metrics.js';
-import { SAMPLERS, SCHEDULED_DELAY_MS, SpanStatusCode, Telemetry, type TraceContext, type Span, idsOf } from '../telemetry/tracing.js';
+import { SAMPLER_VARS, SCHEDULED_DELAY_MS, SpanStatusCode, Telemetry, type TraceContext, type Span, idsOf } from '../telemetry/tracing.js';
 import { SpanKind } from '@opentelemetry/api';
 import { RegistryClient, type Registration } from '../registry-client/client.js';
 import { Faults } from './faults.js';
@@ -61,7 +61,7 @@ export const kitSchema = {
   /** Proves this process may hold its service's identity (the supervisor sets it). */
   caToken: stringVar('CONCORD_CA_TOKEN', '', /^[0-9a-f]{64}$/, '64 hexadecimal characters (set by the supervisor)'),
   tracing: boolVar('CONCORD_TRACING', true),
-  sampler: enumVar('OTEL_TRACES_SAMPLER', 'parentbased_always_on', SAMPLERS),
+  ...SAMPLER_VARS,
   exporter: enumVar('OTEL_TRACES_EXPORTER', 'otlp', meshcore.TRACES_EXPORTERS),
   /** Milliseconds, as OpenTelemetry's batch span processor reads it. */
   scheduleDelayMs: intVar('OTEL_BSP_SCHEDULE_DELAY', SCHEDULED_DELAY_MS, 0, 60_000),
@@ -416,7 +416,7 @@ export async function startService<S extends Schema>(def: ServiceDefinition<S>, 
   }
   const log = createLogger({ service: def.name, instance: kit.instanceId, version: kit.version }, kit.logLevel);
   const servedBy = `${def.name}@${kit.version}#${kit.instanceId}`;
-  const telemetry = new Telemetry({ service: def.name, version: kit.version, instanceId: kit.instanceId, controlUrl: controlUrlOf(kit), env, log, enabled: kit.tracing && def.tracing !== false, exporter: kit.exporter, scheduleDelayMs: kit.scheduleDelayMs });
+  const telemetry = new Telemetry({ service: def.name, version: kit.version, instanceId: kit.instanceId, controlUrl: controlUrlOf(kit), env, log, enabled: kit.tracing && def.tracing !== false, exporter: kit.exporter, scheduleDelayMs: kit.scheduleDelayMs, sampler: { name: kit.sampler, ratio: kit.samplerArg } });
   const metrics = new Metrics({ service: def.name, version: kit.version, instance: kit.instanceId });
   const labels = { app: def.name, version: kit.version };
   // Filled in below; the app needs the policy hook before the mesh config client exists.

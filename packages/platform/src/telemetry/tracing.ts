@@ -51,6 +51,7 @@ import {
   TraceIdRatioBasedSampler,
 } from '@opentelemetry/sdk-trace-base';
 import type { mesh } from '@concord/core';
+import { decimalVar, enumVar, loadConfig } from '../service-kit/config.js';
 import type { Logger } from '../service-kit/logger.js';
 import { OtlpProtoSpanProcessor } from './otlp-proto.js';
 import { LinkedContext, RecordedSpan, RecordingTracer } from './recorder.js';
@@ -71,11 +72,30 @@ const getter: TextMapGetter<Record<string, string | string[] | undefined>> = {
 /** The context key B3's propagator keeps a debug decision under (createContextKey is Symbol.for: the same key). */
 const B3_DEBUG_FLAG_KEY = createContextKey('OpenTelemetry Context Key B3 Debug Flag');
 
-/** Reads OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (OpenTelemetry's environment spec). */
+/** OTEL_TRACES_SAMPLER's values (OpenTelemetry's, less the jaeger and xray remote samplers). */
+export const SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
+
+/**
+ * OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG, as OpenTelemetry's environment specification
+ * defines them; the service kit validates both at start-up (a bad value stops it, naming the
+ * variable). The argument is the ratio of the traceidratio samplers, a probability in [0, 1].
+ */
+export const SAMPLER_VARS = {
+  sampler: enumVar('OTEL_TRACES_SAMPLER', 'parentbased_always_on', SAMPLERS),
+  samplerArg: decimalVar('OTEL_TRACES_SAMPLER_ARG', 1, 0, 1),
+};
+
+export type SamplerName = (typeof SAMPLERS)[number];
+
+/** Reads the sampler from `env` (a bad value throws the ConfigError start-up reports). */
 export function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
-  const arg = Number(env.OTEL_TRACES_SAMPLER_ARG ?? '1');
-  const ratio = Number.isFinite(arg) && arg >= 0 && arg <= 1 ? arg : 1;
-  switch ((env.OTEL_TRACES_SAMPLER ?? 'parentbased_always_on').trim().toLowerCase()) {
+  const c = loadConfig(SAMPLER_VARS, env);
+  return samplerOf(c.sampler, c.samplerArg);
+}
+
+/** The sampler a validated OTEL_TRACES_SAMPLER names, with its ratio (used by the traceidratio ones). */
+export function samplerOf(name: SamplerName, ratio: number): Sampler {
+  switch (name) {
     case 'always_on':
       return new AlwaysOnSampler();
     case 'always_off':
@@ -135,8 +155,6 @@ function percentageSampler(percentage: number): Sampler {
   if (percentage <= 0) return new AlwaysOffSampler();
   return new TraceIdRatioBasedSampler(percentage / 100);
 }
-
-export const SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
 
 export function tracesEndpoint(env: NodeJS.ProcessEnv, controlUrl: string): string {
   if (env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) return env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
@@ -231,11 +249,14 @@ export class Telemetry {
     exporter?: mesh.TracesExporter;
     /** OTEL_BSP_SCHEDULE_DELAY as validated at start-up: how long a finished span waits at most before it is sent. */
     scheduleDelayMs?: number;
+    /** OTEL_TRACES_SAMPLER and _ARG as validated at start-up (else read from `env`). */
+    sampler?: { name: SamplerName; ratio: number };
   }) {
     const exporter = opts.exporter ?? 'otlp';
     const processors =
       opts.enabled && exporter === 'otlp' ? [processorFor(opts.env, opts.controlUrl, opts.log, opts.scheduleDelayMs ?? SCHEDULED_DELAY_MS)] : [];
-    this.sampler = new SwitchableSampler(opts.enabled ? samplerFromEnv(opts.env) : new AlwaysOffSampler());
+    const configured = (): Sampler => (opts.sampler ? samplerOf(opts.sampler.name, opts.sampler.ratio) : samplerFromEnv(opts.env));
+    this.sampler = new SwitchableSampler(opts.enabled ? configured() : new AlwaysOffSampler());
     this.processors = processors;
     this.tracer = new RecordingTracer({
       resource: resourceFromAttributes({

@@ -153,7 +153,7 @@ describe('configuration errors and the CLI', () => {
 
   test('a service with a bad variable exits non-zero naming it and the accepted form', async () => {
     const proc = spawn(process.execPath, [appEntry('sample')], {
-      env: { ...process.env, CONCORD_CHECK_INTERVAL: '10x', OTEL_TRACES_EXPORTER: 'jaeger', OTEL_BSP_SCHEDULE_DELAY: '5s', OTEL_TRACES_SAMPLER_ARG: '1.5' },
+      env: { ...process.env, CONCORD_CHECK_INTERVAL: '10x', OTEL_TRACES_EXPORTER: 'jaeger', OTEL_BSP_SCHEDULE_DELAY: '5s', OTEL_TRACES_SAMPLER_ARG: '1.5', OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
@@ -164,6 +164,7 @@ describe('configuration errors and the CLI', () => {
     assert.match(stderr, /OTEL_TRACES_EXPORTER="jaeger" is invalid: expected one of otlp, none/);
     assert.match(stderr, /OTEL_BSP_SCHEDULE_DELAY="5s" is invalid: expected an integer/);
     assert.match(stderr, /OTEL_TRACES_SAMPLER_ARG="1.5" is invalid: expected a decimal number from 0 to 1/);
+    assert.match(stderr, /OTEL_EXPORTER_OTLP_ENDPOINT="collector:4318" is invalid: expected an absolute http\(s\) URL/);
   });
 
   test('a bad topology file stops start-up with a message saying how to fix it', async () => {

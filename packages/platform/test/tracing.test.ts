@@ -237,3 +237,11 @@ test('OTEL_TRACES_SAMPLER_ARG is a ratio in [0, 1] checked at start-up (it used 
   });
   assert.equal(t.start('root', ROOT_CONTEXT, SpanKind.SERVER).span.isRecording(), false, 'always_off, as validated, decides');
 });
+
+test('a collector address without its http(s) scheme stops start-up, naming the variable; a full URL is taken', () => {
+  for (const name of ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT']) {
+    assert.throws(() => loadConfig(kitSchema, { [name]: 'collector:4318' }), new RegExp(`${name}="collector:4318" is invalid: expected an absolute http\\(s\\) URL`));
+    assert.throws(() => loadConfig(kitSchema, { [name]: 'grpc://collector:4317' }), new RegExp(`${name}="grpc://collector:4317" is invalid`));
+    assert.doesNotThrow(() => loadConfig(kitSchema, { [name]: 'http://collector:4318' }));
+  }
+});

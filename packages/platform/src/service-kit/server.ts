@@ -62,6 +62,10 @@ export const kitSchema = {
   caToken: stringVar('CONCORD_CA_TOKEN', '', /^[0-9a-f]{64}$/, '64 hexadecimal characters (set by the supervisor)'),
   tracing: boolVar('CONCORD_TRACING', true),
   ...SAMPLER_VARS,
+  // Checked here only, so that a collector's address without its scheme stops start-up instead
+  // of every export failing later; tracesEndpoint() reads them as OpenTelemetry's SDK does.
+  otlpEndpoint: urlVar('OTEL_EXPORTER_OTLP_ENDPOINT', ''),
+  otlpTracesEndpoint: urlVar('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', ''),
   exporter: enumVar('OTEL_TRACES_EXPORTER', 'otlp', meshcore.TRACES_EXPORTERS),
   /** Milliseconds, as OpenTelemetry's batch span processor reads it. */
   scheduleDelayMs: intVar('OTEL_BSP_SCHEDULE_DELAY', SCHEDULED_DELAY_MS, 0, 60_000),

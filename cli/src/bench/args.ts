@@ -5,11 +5,11 @@ export class ArgError extends Error {
   override name = 'ArgError';
 }
 
-export type ArgSpec = Record<string, { kind: 'int' | 'duration' | 'string' | 'flag'; default?: number | string | boolean; min?: number; max?: number; help: string }>;
+export type ArgSpec = Record<string, { kind: 'int' | 'duration' | 'string' | 'url' | 'flag'; default?: number | string | boolean; min?: number; max?: number; help: string }>;
 
-export function parseArgs<S extends ArgSpec>(argv: string[], spec: S): { [K in keyof S]: S[K]['kind'] extends 'flag' ? boolean : S[K]['kind'] extends 'string' ? string : number } {
+export function parseArgs<S extends ArgSpec>(argv: string[], spec: S): { [K in keyof S]: S[K]['kind'] extends 'flag' ? boolean : S[K]['kind'] extends 'string' | 'url' ? string : number } {
   const out: Record<string, unknown> = {};
-  for (const [k, s] of Object.entries(spec)) out[k] = s.default ?? (s.kind === 'flag' ? false : s.kind === 'string' ? '' : 0);
+  for (const [k, s] of Object.entries(spec)) out[k] = s.default ?? (s.kind === 'flag' ? false : s.kind === 'string' || s.kind === 'url' ? '' : 0);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     if (!a.startsWith('--')) throw new ArgError(`unexpected argument "${a}"`);
@@ -23,6 +23,7 @@ export function parseArgs<S extends ArgSpec>(argv: string[], spec: S): { [K in k
     const v = inline ?? argv[++i];
     if (v === undefined) throw new ArgError(`--${rawName} needs a value (${s.help})`);
     if (s.kind === 'string') out[rawName] = v;
+    else if (s.kind === 'url') out[rawName] = httpUrl(rawName, v);
     else if (s.kind === 'duration') {
       const d = parseDuration(v);
       if (!d.ok || d.ms <= 0) throw new ArgError(`--${rawName}=${v}: ${d.ok ? 'must be positive' : d.error}`);
@@ -35,6 +36,18 @@ export function parseArgs<S extends ArgSpec>(argv: string[], spec: S): { [K in k
     }
   }
   return out as never;
+}
+
+/** An absolute http(s) URL, without a trailing slash (paths are appended to it). */
+function httpUrl(name: string, v: string): string {
+  let u: URL | null = null;
+  try {
+    u = new URL(v);
+  } catch {
+    /* named below */
+  }
+  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) throw new ArgError(`--${name}=${v} is not an http(s) URL such as http://127.0.0.1:8080`);
+  return v.replace(/\/+$/, '');
 }
 
 export function usage(spec: ArgSpec): string {

@@ -10,7 +10,7 @@ import { type EmbeddedSystem, startEmbedded } from '../embedded.js';
 import { DEFAULT_TOPOLOGY } from '../paths.js';
 import { ProgressLine } from '../progress.js';
 import { loadTopology } from '../supervisor/topology.js';
-import { type ArgSpec, parseArgs, usage } from './args.js';
+import { ArgError, type ArgSpec, parseArgs, usage } from './args.js';
 import { type CpuSnapshot, addCpu, cpuPerOrder, cpuSecondsByInstance, emptyCpuTally } from './cpu.js';
 import { type LoadResult, runLoad } from './loadgen.js';
 import { type BenchReport, renderHtml, renderTable } from './report.js';
@@ -24,7 +24,8 @@ export const BENCH_ARGS = {
   users: { kind: 'int', default: 0, min: 0, max: MAX_USERS, help: 'users placing orders (0 = enough for the rate limits, with wallets that last the run)' },
   products: { kind: 'int', default: 50, min: 1, max: 10_000, help: 'products to spread orders over' },
   wait: { kind: 'int', default: 5, min: 0, max: 60, help: 'Prefer: wait=<s> on each order' },
-  gateway: { kind: 'string', default: '', help: 'bench a running system at this URL instead of starting one' },
+  gateway: { kind: 'url', default: '', help: 'bench a running system at this URL instead of starting one' },
+  control: { kind: 'url', default: '', help: "with --gateway: that system's control plane (npm start's is http://127.0.0.1:7700), for CPU per order by service" },
   topology: { kind: 'string', default: '', help: 'topology file for the system the bench starts' },
   out: { kind: 'string', default: 'bench/out', help: 'where reports go' },
   'no-audit': { kind: 'flag', default: false, help: 'skip the audit' },
@@ -57,6 +58,7 @@ export function benchEnv(adminPassword: string): Record<string, string> {
 
 export async function benchCommand(argv: string[]): Promise<number> {
   const a = parseArgs(argv, BENCH_ARGS);
+  if (a.control && !a.gateway) throw new ArgError("--control goes with --gateway: a bench that starts its own system reads that system's control plane itself");
   const outDir = resolve(a.out);
   mkdirSync(outDir, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
@@ -99,9 +101,10 @@ export async function benchCommand(argv: string[]): Promise<number> {
     };
     // A warm-up (JIT, caches, connection pools) is audited like the rest but kept out of the figures.
     const warm = a.warmup > 0 ? await phase('warm-up', a.warmup) : null;
-    // CPU per order by service, over the measured phase (only when this bench started the system:
-    // it then knows the control plane, which lists every instance's metrics).
-    const controlUrl = sys?.controlUrl ?? null;
+    // CPU per order by service, over the measured phase, from the control plane, which lists every
+    // instance's metrics: the one of the system this bench started, or the one --control names.
+    const controlUrl = sys?.controlUrl ?? (a.control || null);
+    if (!controlUrl) say("CPU per order left out: name that system's control plane with --control (npm start's is http://127.0.0.1:7700)");
     const cpuBefore = controlUrl ? await cpuSnapshot(controlUrl) : null;
     const generatorBefore = process.cpuUsage();
     const load: LoadResult = await phase('measured', a.duration);

@@ -1,0 +1,27 @@
+/** `concord bench`'s options: URLs are checked before anything starts, and --control goes with --gateway. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ArgError, parseArgs } from '../src/bench/args.js';
+import { BENCH_ARGS, benchCommand } from '../src/bench/command.js';
+
+test('--gateway and --control take an http(s) URL, kept without a trailing slash; anything else is refused by name', () => {
+  const a = parseArgs(['--gateway', 'http://127.0.0.1:8080/', '--control=http://127.0.0.1:7700'], BENCH_ARGS);
+  assert.equal(a.gateway, 'http://127.0.0.1:8080');
+  assert.equal(a.control, 'http://127.0.0.1:7700');
+  assert.equal(parseArgs([], BENCH_ARGS).control, '', 'no control plane unless named');
+  for (const bad of ['127.0.0.1:8080', 'localhost', 'ftp://127.0.0.1:8080']) {
+    assert.throws(
+      () => parseArgs(['--gateway', bad], BENCH_ARGS),
+      (err: Error) => err instanceof ArgError && err.message === `--gateway=${bad} is not an http(s) URL such as http://127.0.0.1:8080`,
+      bad,
+    );
+  }
+  assert.throws(() => parseArgs(['--control', 'nope'], BENCH_ARGS), /--control=nope is not an http\(s\) URL/);
+});
+
+test("--control without --gateway is refused before anything starts (the bench reads its own system's control plane)", async () => {
+  await assert.rejects(
+    benchCommand(['--control', 'http://127.0.0.1:7700', '--out', '/nonexistent/never-made']),
+    (err: Error) => err instanceof ArgError && /--control goes with --gateway/.test(err.message),
+  );
+});

@@ -1,5 +1,5 @@
 /** Strict `--name value` / `--name=value` / `--flag` parsing with named errors. */
-import { parseDuration } from '@concord/core';
+import { httpBaseUrl, parseDuration } from '@concord/core';
 
 export class ArgError extends Error {
   override name = 'ArgError';
@@ -38,16 +38,11 @@ export function parseArgs<S extends ArgSpec>(argv: string[], spec: S): { [K in k
   return out as never;
 }
 
-/** An absolute http(s) URL, without a trailing slash (paths are appended to it). */
+/** An absolute http(s) URL, without trailing slashes (paths are appended to it). */
 function httpUrl(name: string, v: string): string {
-  let u: URL | null = null;
-  try {
-    u = new URL(v);
-  } catch {
-    /* named below */
-  }
-  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) throw new ArgError(`--${name}=${v} is not an http(s) URL such as http://127.0.0.1:8080`);
-  return v.replace(/\/+$/, '');
+  const url = httpBaseUrl(v);
+  if (url === null) throw new ArgError(`--${name}=${v} is not an http(s) URL such as http://127.0.0.1:8080`);
+  return url;
 }
 
 export function usage(spec: ArgSpec): string {

@@ -10,3 +10,4 @@ export * from './histogram.js';
 export * from './ids.js';
 export * from './protobuf.js';
 export * from './random.js';
+export * from './url.js';

@@ -2,7 +2,7 @@
  * Configuration from the environment, validated at start. Each variable has a parser that
  * names the accepted form, so a bad value stops the process with a message saying how to fix it.
  */
-import { parseDuration } from '@concord/core';
+import { httpBaseUrl, parseDuration } from '@concord/core';
 
 export type Env = Record<string, string | undefined>;
 
@@ -134,12 +134,8 @@ export function urlVar(env: string, def: string): VarSpec<string> {
     default: def,
     accepts: 'an absolute http(s) URL such as http://127.0.0.1:7700',
     parse(raw) {
-      try {
-        const u = new URL(raw);
-        return u.protocol === 'http:' || u.protocol === 'https:' ? { ok: true, value: raw.replace(/\/+$/, '') } : { ok: false };
-      } catch {
-        return { ok: false };
-      }
+      const value = httpBaseUrl(raw);
+      return value === null ? { ok: false } : { ok: true, value };
     },
   };
 }

@@ -43,34 +43,30 @@ export function loadConfig<S extends Schema>(schema: S, env: Env = process.env):
 }
 
 const INT = /^-?\d+$/;
+const DECIMAL = /^(\d+(\.\d*)?|\.\d+)$/;
 
-export function intVar(env: string, def: number, min: number, max: number): VarSpec<number> {
+/** A number written as `pattern` allows (spaces around ignored), from min to max. */
+function numberVar(env: string, def: number, min: number, max: number, pattern: RegExp, accepts: string): VarSpec<number> {
   return {
     env,
     default: def,
-    accepts: `an integer from ${min} to ${max}`,
+    accepts,
     parse(raw) {
-      if (!INT.test(raw.trim())) return { ok: false };
-      const n = Number(raw.trim());
+      const text = raw.trim();
+      if (!pattern.test(text)) return { ok: false };
+      const n = Number(text);
       return n >= min && n <= max ? { ok: true, value: n } : { ok: false };
     },
   };
 }
 
-const DECIMAL = /^(\d+(\.\d*)?|\.\d+)$/;
+export function intVar(env: string, def: number, min: number, max: number): VarSpec<number> {
+  return numberVar(env, def, min, max, INT, `an integer from ${min} to ${max}`);
+}
 
 /** A decimal number such as 0.25 (no exponent, no sign: ranges here start at 0 or above). */
 export function decimalVar(env: string, def: number, min: number, max: number): VarSpec<number> {
-  return {
-    env,
-    default: def,
-    accepts: `a decimal number from ${min} to ${max}, such as ${(min + max) / 4}`,
-    parse(raw) {
-      if (!DECIMAL.test(raw.trim())) return { ok: false };
-      const n = Number(raw.trim());
-      return n >= min && n <= max ? { ok: true, value: n } : { ok: false };
-    },
-  };
+  return numberVar(env, def, min, max, DECIMAL, `a decimal number from ${min} to ${max}, such as ${(min + max) / 4}`);
 }
 
 export function portVar(env: string, def: number): VarSpec<number> {

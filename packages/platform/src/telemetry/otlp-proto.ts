@@ -16,7 +16,7 @@
 import type { Attributes, AttributeValue, Context, HrTime } from '@opentelemetry/api';
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { ProtoWriter } from '@concord/core';
-import { dispatch } from '../http-client/dispatch.js';
+import { TryTimeoutError, dispatch } from '../http-client/dispatch.js';
 import { Pool } from '../http-client/undici.js';
 
 /** A request is sealed once this many bytes of spans wait: every request stays near this size. */
@@ -350,7 +350,7 @@ export class OtlpProtoSpanProcessor implements SpanProcessor {
       res = await dispatch(this.pool, { path: this.path, method: 'POST', headers, body }, this.opts.timeoutMs, { maxResponseBytes: MAX_ANSWER_BYTES, destroyOnEarlyAbort: false });
     } catch (err) {
       const e = err as Error & { code?: string; answeredStatus?: number };
-      if (e.name === 'TimeoutError') throw new Error(`OTLP export to ${this.opts.url} timed out after ${this.opts.timeoutMs} ms`);
+      if (e instanceof TryTimeoutError) throw new Error(`OTLP export to ${this.opts.url} timed out after ${this.opts.timeoutMs} ms`);
       throw Object.assign(new Error(`OTLP export to ${this.opts.url} failed: ${e.message}`), { code: e.code, answeredStatus: e.answeredStatus });
     }
     if (res.status >= 300) throw new Error(`OTLP export to ${this.opts.url} answered ${res.status}`);

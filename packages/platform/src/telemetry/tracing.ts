@@ -255,8 +255,9 @@ export class Telemetry {
     const exporter = opts.exporter ?? 'otlp';
     const processors =
       opts.enabled && exporter === 'otlp' ? [processorFor(opts.env, opts.controlUrl, opts.log, opts.scheduleDelayMs ?? SCHEDULED_DELAY_MS)] : [];
-    const configured = (): Sampler => (opts.sampler ? samplerOf(opts.sampler.name, opts.sampler.ratio) : samplerFromEnv(opts.env));
-    this.sampler = new SwitchableSampler(opts.enabled ? configured() : new AlwaysOffSampler());
+    let configured: Sampler = new AlwaysOffSampler();
+    if (opts.enabled) configured = opts.sampler ? samplerOf(opts.sampler.name, opts.sampler.ratio) : samplerFromEnv(opts.env);
+    this.sampler = new SwitchableSampler(configured);
     this.processors = processors;
     this.tracer = new RecordingTracer({
       resource: resourceFromAttributes({

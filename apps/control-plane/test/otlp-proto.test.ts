@@ -306,6 +306,31 @@ describe('the services’ span export over a kept-alive connection', () => {
   });
 });
 
+describe('the services’ span export to a receiver that never answers', () => {
+  test('the export ends at its timeout, says so, and its spans are counted as dropped', async () => {
+    const server = createServer((req) => req.resume());
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const errors: string[] = [];
+    const processor = new OtlpProtoSpanProcessor({
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`,
+      timeoutMs: 300,
+      scheduledDelayMs: 60_000,
+      onError: (err) => errors.push(err.message),
+    });
+    const provider = new BasicTracerProvider({ resource: resourceFromAttributes({ 'service.name': 'order' }), spanProcessors: [processor] });
+    try {
+      provider.getTracer('concord').startSpan('step').end();
+      await processor.forceFlush();
+      assert.match(errors[0] ?? '', /OTLP export to http:\/\/127\.0\.0\.1:\d+\/v1\/traces timed out after 300 ms/);
+      assert.equal(processor.dropped, 1);
+    } finally {
+      await provider.shutdown();
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+});
+
 describe('the services’ span processor’s schedule', () => {
   test('a finished span waits the schedule delay, to the millisecond, then goes by itself', async (t) => {
     t.mock.timers.enable({ apis: ['setTimeout'] });

@@ -24,6 +24,26 @@ import { ProtoWriter } from '@concord/core';
 import { TraceStore } from '../src/traces/store.js';
 import { startTraceReceiver } from './trace-receiver.js';
 
+/** The span processor of an "order" process exporting as `opts` says, with the provider and tracer that end spans into it. */
+function orderExporter(opts: ConstructorParameters<typeof OtlpProtoSpanProcessor>[0]) {
+  const processor = new OtlpProtoSpanProcessor(opts);
+  const provider = new BasicTracerProvider({ resource: resourceFromAttributes({ 'service.name': 'order' }), spanProcessors: [processor] });
+  return { processor, provider, tracer: provider.getTracer('concord') };
+}
+
+/** `server` listening on a free port, and an "order" exporter to it (long delay) whose export errors are collected. */
+async function exportingTo(server: ReturnType<typeof createServer>, timeoutMs: number) {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const errors: string[] = [];
+  const exporter = orderExporter({
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`,
+    timeoutMs,
+    scheduledDelayMs: 60_000,
+    onError: (err) => errors.push(err.message),
+  });
+  return { ...exporter, errors };
+}
+
 /** Finished SDK spans of one small trace: a server span with a failing child and a client child. */
 function sdkSpans(): ReadableSpan[] {
   const exporter = new InMemorySpanExporter();
@@ -191,9 +211,7 @@ describe('the services’ protobuf span processor', () => {
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as AddressInfo).port;
-    const processor = new OtlpProtoSpanProcessor({ url: `http://127.0.0.1:${port}/v1/traces`, timeoutMs: 5000, scheduledDelayMs: 60_000 });
-    const provider = new BasicTracerProvider({ resource: resourceFromAttributes({ 'service.name': 'order' }), spanProcessors: [processor] });
-    const tracer = provider.getTracer('concord');
+    const { processor, provider, tracer } = orderExporter({ url: `http://127.0.0.1:${port}/v1/traces`, timeoutMs: 5000, scheduledDelayMs: 60_000 });
     try {
       const big = 'x'.repeat(900);
       const span = () => tracer.startSpan('step', { attributes: { big } }).end();
@@ -267,16 +285,7 @@ describe('the services’ span export over a kept-alive connection', () => {
         else res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
       });
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const errors: string[] = [];
-    const processor = new OtlpProtoSpanProcessor({
-      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`,
-      timeoutMs: 5000,
-      scheduledDelayMs: 60_000,
-      onError: (err) => errors.push(err.message),
-    });
-    const provider = new BasicTracerProvider({ resource: resourceFromAttributes({ 'service.name': 'order' }), spanProcessors: [processor] });
-    const tracer = provider.getTracer('concord');
+    const { processor, provider, tracer, errors } = await exportingTo(server, 5000);
     try {
       tracer.startSpan('step').end();
       await processor.forceFlush();
@@ -309,17 +318,9 @@ describe('the services’ span export over a kept-alive connection', () => {
 describe('the services’ span export to a receiver that never answers', () => {
   test('the export ends at its timeout, says so, and its spans are counted as dropped', async () => {
     const server = createServer((req) => req.resume());
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const errors: string[] = [];
-    const processor = new OtlpProtoSpanProcessor({
-      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`,
-      timeoutMs: 300,
-      scheduledDelayMs: 60_000,
-      onError: (err) => errors.push(err.message),
-    });
-    const provider = new BasicTracerProvider({ resource: resourceFromAttributes({ 'service.name': 'order' }), spanProcessors: [processor] });
+    const { processor, provider, tracer, errors } = await exportingTo(server, 300);
     try {
-      provider.getTracer('concord').startSpan('step').end();
+      tracer.startSpan('step').end();
       await processor.forceFlush();
       assert.match(errors[0] ?? '', /OTLP export to http:\/\/127\.0\.0\.1:\d+\/v1\/traces timed out after 300 ms/);
       assert.equal(processor.dropped, 1);
@@ -334,10 +335,9 @@ describe('the services’ span export to a receiver that never answers', () => {
 describe('the services’ span processor’s schedule', () => {
   test('a finished span waits the schedule delay, to the millisecond, then goes by itself', async (t) => {
     t.mock.timers.enable({ apis: ['setTimeout'] });
-    const processor = new OtlpProtoSpanProcessor({ url: 'http://127.0.0.1:9/v1/traces', timeoutMs: 5000, scheduledDelayMs: 1234 });
-    const provider = new BasicTracerProvider({ resource: resourceFromAttributes({ 'service.name': 'order' }), spanProcessors: [processor] });
+    const { processor, provider, tracer } = orderExporter({ url: 'http://127.0.0.1:9/v1/traces', timeoutMs: 5000, scheduledDelayMs: 1234 });
     try {
-      provider.getTracer('concord').startSpan('step').end();
+      tracer.startSpan('step').end();
       t.mock.timers.tick(1233);
       assert.equal(processor.requests, 0, 'nothing before the delay');
       t.mock.timers.tick(1);

@@ -3,9 +3,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { adminToken, renderAudit, runAudit } from './audit/audit.js';
 import { cliConfig } from './config.js';
+import type { ArgSpec } from './bench/args.js';
 import { ProgressLine } from './progress.js';
 
-export async function auditCommand(args: string[]): Promise<number> {
+export const AUDIT_ARGS = {
+  'quiet-timeout': { kind: 'duration', default: 60_000, help: 'how long to wait for every saga to finish before checking' },
+} satisfies ArgSpec;
+
+export async function auditCommand(opts: { 'quiet-timeout': number }): Promise<number> {
   const cfg = cliConfig();
   const gatewayUrl = process.env.CONCORD_GATEWAY_URL || `http://127.0.0.1:${cfg.gatewayPort}`;
   const email = process.env.CONCORD_ADMIN_EMAIL || 'admin@concord.local';
@@ -16,8 +21,7 @@ export async function auditCommand(args: string[]): Promise<number> {
     process.stderr.write(`concord audit: set CONCORD_ADMIN_PASSWORD (or run from the directory whose ${file} holds the generated one)\n`);
     return 2;
   }
-  const quietArg = args.find((a) => a.startsWith('--quiet-timeout='));
-  const quietTimeoutMs = quietArg ? Number(quietArg.split('=')[1]) * 1000 : 60_000;
+  const quietTimeoutMs = opts['quiet-timeout'];
   const token = await adminToken(gatewayUrl, email, password);
   const progress = new ProgressLine();
   const { ok, results } = await runAudit({ gatewayUrl, token, quietTimeoutMs, onProgress: (l) => progress.update(l) }).finally(() => progress.end());

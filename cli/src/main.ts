@@ -2,13 +2,13 @@
 /** The `concord` command. */
 import { ConfigError } from '@concord/platform';
 import { apply } from './apply.js';
-import { auditCommand } from './audit-command.js';
+import { AUDIT_ARGS, auditCommand } from './audit-command.js';
 import { configCommand } from './config-status.js';
-import { ArgError } from './bench/args.js';
+import { ArgError, type ArgSpec, parseArgs, usage } from './bench/args.js';
 import { BENCH_USAGE, benchCommand } from './bench/command.js';
 import { CHAOS_USAGE, chaosCommand } from './chaos/command.js';
 import { ScenarioError } from './chaos/scenario.js';
-import { status } from './status.js';
+import { STATUS_ARGS, status } from './status.js';
 import { TopologyError } from './supervisor/topology.js';
 import { up } from './up.js';
 
@@ -23,15 +23,39 @@ const USAGE = `usage: concord <command>
   chaos     load plus scheduled faults (kill -9, pause, mesh faults), then an audit (concord chaos --help)
 `;
 
+/** The options of the commands that take `--name value` options, and what each does. */
+const OPTION_COMMANDS: Record<string, { spec: ArgSpec; what: string }> = {
+  up: { spec: {}, what: 'start the whole system in the foreground until Ctrl-C (configured by CONCORD_* variables: see README)' },
+  status: { spec: STATUS_ARGS, what: 'a table of instances: service, version, address, health, uptime, memory' },
+  audit: { spec: AUDIT_ARGS, what: "check the system's invariants through the admin API" },
+};
+
+/** `--help` for a command of OPTION_COMMANDS; anything it does not know stops it (exit 2) before it starts. */
+function optionsOf(cmd: string, rest: string[]): ReturnType<typeof parseArgs> | null {
+  const { spec, what } = OPTION_COMMANDS[cmd] as { spec: ArgSpec; what: string };
+  if (rest.includes('--help')) {
+    const options = Object.keys(spec).length > 0 ? ` [options]\n${usage(spec)}` : ' (no options)';
+    process.stdout.write(`usage: concord ${cmd}${options}\n\n${what}\n`);
+    return null;
+  }
+  return parseArgs(rest, spec);
+}
+
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
-    case 'up':
+    case 'up': {
+      if (!optionsOf(cmd, rest)) return 0;
       return up();
-    case 'status':
-      return status(rest);
-    case 'audit':
-      return auditCommand(rest);
+    }
+    case 'status': {
+      const o = optionsOf(cmd, rest);
+      return o ? status(o as { json: boolean }) : 0;
+    }
+    case 'audit': {
+      const o = optionsOf(cmd, rest);
+      return o ? auditCommand(o as { 'quiet-timeout': number }) : 0;
+    }
     case 'apply':
       return apply(rest);
     case 'config':

@@ -9,6 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { cliConfig } from './config.js';
+import type { ArgSpec } from './bench/args.js';
 
 interface InstanceRow {
   id: string;
@@ -118,7 +119,9 @@ export function renderStatus(rows: StatusRow[]): string {
   return lines.join('\n');
 }
 
-export async function status(args: string[]): Promise<number> {
+export const STATUS_ARGS = { json: { kind: 'flag', help: 'the rows as JSON' } } satisfies ArgSpec;
+
+export async function status(opts: { json: boolean }): Promise<number> {
   const cfg = cliConfig();
   const url = process.env.CONCORD_CONTROL_URL || `http://127.0.0.1:${cfg.controlPort}`;
   let rows: StatusRow[];
@@ -128,6 +131,6 @@ export async function status(args: string[]): Promise<number> {
     process.stderr.write(`concord status: cannot reach the control plane at ${url} (${(err as Error).message}). Is \`npm start\` running? Set CONCORD_CONTROL_PORT if it runs elsewhere.\n`);
     return 1;
   }
-  process.stdout.write(args.includes('--json') ? `${JSON.stringify(rows, null, 2)}\n` : `${renderStatus(rows)}\n`);
+  process.stdout.write(opts.json ? `${JSON.stringify(rows, null, 2)}\n` : `${renderStatus(rows)}\n`);
   return 0;
 }

@@ -3,7 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import { fork, spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ROOT, appEntry, collectStatus, renderStatus } from '@concord/cli';
@@ -149,6 +149,26 @@ describe('configuration errors and the CLI', () => {
     const r = await runCli(['up'], { CONCORD_GATEWAY_PORT: 'abc', CONCORD_DATA_DIR: join(outputDir('cli'), 'bad') });
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /CONCORD_GATEWAY_PORT="abc" is invalid: expected a TCP port/);
+  });
+
+  test('`concord up --help` prints its usage and starts nothing; an unknown option of up, status or audit stops it with exit 2 naming the option', async () => {
+    const data = join(outputDir('cli'), 'help');
+    rmSync(data, { recursive: true, force: true });
+    const help = await runCli(['up', '--help'], { CONCORD_DATA_DIR: data });
+    assert.equal(help.code, 0, help.stderr);
+    assert.match(help.stdout, /^usage: concord up \(no options\)/);
+    assert.equal(existsSync(data), false, 'up --help must not create the data directory (nothing started)');
+    const cases: Array<[string[], RegExp]> = [
+      [['up', '--bogus'], /unknown option --bogus; this command takes none/],
+      [['status', '--jsn'], /unknown option --jsn; known: --json/],
+      [['audit', '--quiet-timeout=abc'], /--quiet-timeout=abc: "abc" is not a duration/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await runCli(args, { CONCORD_DATA_DIR: data });
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+    }
+    assert.equal(existsSync(data), false);
   });
 
   test('a service with a bad variable exits non-zero naming it and the accepted form', async () => {

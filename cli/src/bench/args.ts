@@ -1,5 +1,5 @@
 /** Strict `--name value` / `--name=value` / `--flag` parsing with named errors. */
-import { httpBaseUrl, parseDuration } from '@concord/core';
+import { formatDuration, httpBaseUrl, parseDuration } from '@concord/core';
 
 export class ArgError extends Error {
   override name = 'ArgError';
@@ -15,7 +15,10 @@ export function parseArgs<S extends ArgSpec>(argv: string[], spec: S): { [K in k
     if (!a.startsWith('--')) throw new ArgError(`unexpected argument "${a}"`);
     const [rawName, inline] = a.slice(2).split('=', 2) as [string, string | undefined];
     const s = spec[rawName];
-    if (!s) throw new ArgError(`unknown option --${rawName}; known: ${Object.keys(spec).map((k) => `--${k}`).join(', ')}`);
+    if (!s) {
+      const known = Object.keys(spec).map((k) => `--${k}`);
+      throw new ArgError(`unknown option --${rawName}; ${known.length > 0 ? `known: ${known.join(', ')}` : 'this command takes none'}`);
+    }
     if (s.kind === 'flag') {
       out[rawName] = inline === undefined ? true : inline !== 'false';
       continue;
@@ -45,8 +48,13 @@ function httpUrl(name: string, v: string): string {
   return url;
 }
 
+/** A default as a user would type it: a duration as "1m", not as milliseconds. */
+function defaultText(s: ArgSpec[string]): string {
+  return s.kind === 'duration' && typeof s.default === 'number' ? formatDuration(s.default) : String(s.default);
+}
+
 export function usage(spec: ArgSpec): string {
   return Object.entries(spec)
-    .map(([k, s]) => `  --${k}${s.kind === 'flag' ? '' : ` <${s.kind}>`}`.padEnd(28) + `${s.help}${s.default !== undefined && s.default !== '' ? ` (default ${s.default})` : ''}`)
+    .map(([k, s]) => `  --${k}${s.kind === 'flag' ? '' : ` <${s.kind}>`}  `.padEnd(28) + `${s.help}${s.default !== undefined && s.default !== '' ? ` (default ${defaultText(s)})` : ''}`)
     .join('\n');
 }

@@ -30,7 +30,7 @@ interface Rejection {
   rejected?: Array<{ kind: string; name: string; reason: string }>;
 }
 
-const USAGE = 'usage: concord apply -f <file.yaml | ->   (a YAML stream of VirtualService, DestinationRule, PeerAuthentication, AuthorizationPolicy, Telemetry)';
+export const APPLY_USAGE = 'usage: concord apply -f <file.yaml | ->   (a YAML stream of VirtualService, DestinationRule, PeerAuthentication, AuthorizationPolicy, Telemetry)';
 
 function readStdin(): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -80,12 +80,12 @@ export async function apply(args: string[]): Promise<number> {
     if (a === '-f' || a === '--filename') file = args[++i];
     else if (a?.startsWith('--filename=')) file = a.slice('--filename='.length);
     else {
-      process.stderr.write(`concord apply: unexpected argument "${a}"\n${USAGE}\n`);
+      process.stderr.write(`concord apply: unexpected argument "${a}"\n${APPLY_USAGE}\n`);
       return 2;
     }
   }
   if (!file) {
-    process.stderr.write(`${USAGE}\n`);
+    process.stderr.write(`${APPLY_USAGE}\n`);
     return 2;
   }
   let text: string;

@@ -5,6 +5,8 @@
  */
 import type { mesh } from '@concord/core';
 import { controlUrl } from './apply.js';
+import { parseArgs } from './bench/args.js';
+import { STATUS_ARGS } from './status.js';
 
 interface ResourceStatus {
   kind: string;
@@ -105,12 +107,15 @@ export function renderConfigStatus(s: ConfigStatus): string {
   return lines.join('\n');
 }
 
+export const CONFIG_USAGE = 'usage: concord config status [--json]\n';
+
 export async function configCommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   if (sub !== 'status') {
-    process.stderr.write('usage: concord config status [--json]\n');
+    process.stderr.write(CONFIG_USAGE);
     return 2;
   }
+  const opts = parseArgs(rest, STATUS_ARGS);
   const url = controlUrl();
   let body: ConfigStatus;
   try {
@@ -121,6 +126,6 @@ export async function configCommand(args: string[]): Promise<number> {
     process.stderr.write(`concord config status: cannot reach the control plane at ${url} (${(err as Error).message}). Is \`npm start\` running?\n`);
     return 1;
   }
-  process.stdout.write(rest.includes('--json') ? `${JSON.stringify(body, null, 2)}\n` : `${renderConfigStatus(body)}\n`);
+  process.stdout.write(opts.json ? `${JSON.stringify(body, null, 2)}\n` : `${renderConfigStatus(body)}\n`);
   return 0;
 }

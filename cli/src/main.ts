@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 /** The `concord` command. */
 import { ConfigError } from '@concord/platform';
-import { apply } from './apply.js';
+import { APPLY_USAGE, apply } from './apply.js';
 import { AUDIT_ARGS, auditCommand } from './audit-command.js';
-import { configCommand } from './config-status.js';
+import { CONFIG_USAGE, configCommand } from './config-status.js';
 import { ArgError, type ArgSpec, parseArgs, usage } from './bench/args.js';
 import { BENCH_USAGE, benchCommand } from './bench/command.js';
 import { CHAOS_USAGE, chaosCommand } from './chaos/command.js';
@@ -57,8 +57,16 @@ async function main(argv: string[]): Promise<number> {
       return o ? auditCommand(o as { 'quiet-timeout': number }) : 0;
     }
     case 'apply':
+      if (rest.includes('--help')) {
+        process.stdout.write(`${APPLY_USAGE}\n`);
+        return 0;
+      }
       return apply(rest);
     case 'config':
+      if (rest.includes('--help')) {
+        process.stdout.write(CONFIG_USAGE);
+        return 0;
+      }
       return configCommand(rest);
     case 'bench':
       if (rest.includes('--help')) {

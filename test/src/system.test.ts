@@ -151,7 +151,7 @@ describe('configuration errors and the CLI', () => {
     assert.match(r.stderr, /CONCORD_GATEWAY_PORT="abc" is invalid: expected a TCP port/);
   });
 
-  test('`concord up --help` prints its usage and starts nothing; an unknown option of up, status or audit stops it with exit 2 naming the option', async () => {
+  test('`concord up --help` prints its usage and starts nothing; an unknown option of up, status, config or audit stops it with exit 2 naming the option', async () => {
     const data = join(outputDir('cli'), 'help');
     rmSync(data, { recursive: true, force: true });
     const help = await runCli(['up', '--help'], { CONCORD_DATA_DIR: data });
@@ -161,6 +161,7 @@ describe('configuration errors and the CLI', () => {
     const cases: Array<[string[], RegExp]> = [
       [['up', '--bogus'], /unknown option --bogus; this command takes none/],
       [['status', '--jsn'], /unknown option --jsn; known: --json/],
+      [['config', 'status', '--jsn'], /unknown option --jsn; known: --json/],
       [['audit', '--quiet-timeout=abc'], /--quiet-timeout=abc: "abc" is not a duration/],
     ];
     for (const [args, message] of cases) {

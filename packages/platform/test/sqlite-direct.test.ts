@@ -59,7 +59,7 @@ describe('statements of a SQLite transaction run directly', () => {
     const direct = await store
       .tx(async (trx) => {
         const out = [];
-        for (const q of statements) out.push(await execute(trx, q));
+        for (const q of statements) out.push(await execute(trx, q.sql, q.parameters));
         throw Object.assign(new Error('roll back'), { out });
       })
       .catch((err: { out: unknown[] }) => err.out);
@@ -75,8 +75,8 @@ describe('statements of a SQLite transaction run directly', () => {
   test('a failing statement is a rejected promise, not a throw at the call, and its transaction rolls back whole', async () => {
     await assert.rejects(
       store.tx(async (trx) => {
-        await execute(trx, CompiledQuery.raw("insert into counter (id, n) values ('c', 1)", []));
-        const pending = execute(trx, CompiledQuery.raw("insert into counter (id, n) values ('c', 2)", []));
+        await execute(trx, "insert into counter (id, n) values ('c', 1)", []);
+        const pending = execute(trx, "insert into counter (id, n) values ('c', 2)", []);
         assert.ok(pending instanceof Promise, 'the call returned');
         await pending;
       }),
@@ -86,7 +86,7 @@ describe('statements of a SQLite transaction run directly', () => {
   });
 
   test('a statement outside the transaction waits for its commit and never sees its uncommitted writes', async () => {
-    await store.tx((trx) => execute(trx, CompiledQuery.raw("insert into counter (id, n) values ('d', 0)", [])));
+    await store.tx((trx) => execute(trx, "insert into counter (id, n) values ('d', 0)", []));
     let release = () => {};
     const gate = new Promise<void>((r) => {
       release = r;

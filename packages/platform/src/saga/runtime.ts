@@ -15,7 +15,7 @@ import { type CallOptions, type MeshClient, isTransientStatus } from '../mesh/cl
 import type { Faults } from '../service-kit/faults.js';
 import type { Logger } from '../service-kit/logger.js';
 import { prepared } from '../store/prepared.js';
-import { type Store, compiledQuery, execute, rawSql } from '../store/store.js';
+import { type Store, execute, rawSql } from '../store/store.js';
 import { SpanKind, trace } from '@opentelemetry/api';
 import type { Metrics } from '../telemetry/metrics.js';
 import { SpanStatusCode, type Telemetry, type TraceContext, traceparentOf } from '../telemetry/tracing.js';
@@ -651,7 +651,7 @@ export class SagaRuntime {
     const updateSql = this.shape(dataChanged ? 'update+data' : 'update', () =>
       db.updateTable('sagas').set(values).where('id', '=', id).where('owner', '=', this.opts.owner).compile(),
     );
-    const r = await execute(db, compiledQuery(updateSql, [...Object.values(values), id, this.opts.owner]));
+    const r = await execute(db, updateSql, [...Object.values(values), id, this.opts.owner]);
     if (Number(r.numAffectedRows ?? 0) !== 1) throw new LostOwnership(`saga ${id} is owned by another instance now`);
     await this.insertEvents(db, id, events, at);
   }
@@ -660,7 +660,7 @@ export class SagaRuntime {
   private async insertEvents(db: Kysely<SagaTables>, id: string, events: SagaEventInput[], at: string): Promise<void> {
     const rows = events.map((e) => ({ saga_id: id, seq: nextSeq(), step: e.step, phase: e.phase, event: e.event, attempt: e.attempt, detail: e.detail ? e.detail.slice(0, MAX_DETAIL_CHARS) : null, at }));
     const insertSql = this.shape(`events×${rows.length}`, () => db.insertInto('saga_log').values(rows).compile());
-    await execute(db, compiledQuery(insertSql, rows.flatMap((row) => Object.values(row))));
+    await execute(db, insertSql, rows.flatMap((row) => Object.values(row)));
   }
 
   private sleep(ms: number): Promise<void> {

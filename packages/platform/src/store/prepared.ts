@@ -12,7 +12,7 @@
  * consumed other than as a bound value, stops the first use with an error.
  */
 import type { CompiledQuery, Kysely, QueryResult } from 'kysely';
-import { compiledQuery, execute } from './store.js';
+import { execute } from './store.js';
 
 const MARK = '\u0000concord-param:';
 
@@ -68,7 +68,7 @@ export function prepared<P extends Record<string, unknown>, O = unknown>(
   const run = (db: AnyDb, p: P): Promise<QueryResult<O>> => {
     const c = compile(db);
     const values = c.slots.map((s) => ('param' in s ? p[s.param] : s.value));
-    return execute(db, compiledQuery(c.sql, values) as CompiledQuery<O>);
+    return execute<O>(db, c.sql, values);
   };
 
   return {

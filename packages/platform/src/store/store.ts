@@ -41,13 +41,14 @@ const HELD = new WeakMap<object, SqliteDirect>();
 
 /** Runs compiled statements on a better-sqlite3 database, with the result Kysely's SQLite driver gives. */
 class SqliteDirect {
-  constructor(private readonly database: Database.Database) {}
+  /** `prepare`: the store's statement cache (withStatementCache). */
+  constructor(private readonly prepare: (sql: string) => Database.Statement) {}
 
-  run<O>(q: CompiledQuery<O>): Promise<QueryResult<O>> {
+  run<O>(sql: string, parameters: readonly unknown[]): Promise<QueryResult<O>> {
     try {
-      const stmt = this.database.prepare(q.sql);
-      if (stmt.reader) return Promise.resolve({ rows: stmt.all(q.parameters as unknown[]) as O[] });
-      const { changes, lastInsertRowid } = stmt.run(q.parameters as unknown[]);
+      const stmt = this.prepare(sql);
+      if (stmt.reader) return Promise.resolve({ rows: stmt.all(parameters as unknown[]) as O[] });
+      const { changes, lastInsertRowid } = stmt.run(parameters as unknown[]);
       return Promise.resolve({ numAffectedRows: BigInt(changes), insertId: BigInt(lastInsertRowid), rows: [] });
     } catch (err) {
       // As from Kysely: a failed statement is a rejected promise, never a throw at the call.
@@ -57,31 +58,33 @@ class SqliteDirect {
 }
 
 /**
- * Runs a compiled statement on a connection or transaction: directly on SQLite when `db` is the
- * connection of an open Store transaction (see HELD), else through Kysely.
+ * Runs SQL text with its parameters on a connection or transaction: directly on SQLite when `db`
+ * is the connection of an open Store transaction (see HELD), else compiled for Kysely.
  */
-export function execute<O>(db: Kysely<any>, q: CompiledQuery<O>): Promise<QueryResult<O>> {
+export function execute<O>(db: Kysely<any>, sql: string, parameters: readonly unknown[]): Promise<QueryResult<O>> {
   const direct = HELD.get(db);
-  return direct ? direct.run(q) : db.executeQuery(q);
+  return direct ? direct.run<O>(sql, parameters) : db.executeQuery(compiledQuery(sql, parameters) as CompiledQuery<O>);
 }
 
 /** Compiled parameterless statements, by text (savepoints, begin/commit: several per order). */
 const RAW_CACHE = new Map<string, CompiledQuery>();
 const MAX_RAW_CACHE = 256;
+const NO_PARAMETERS: readonly unknown[] = Object.freeze([]);
 
 /**
  * Raw SQL on a connection or transaction (statement text without parameters). Compiled once per
  * text: building and compiling a query node for `savepoint x` cost more than SQLite running it.
  */
 export function rawSql(db: Kysely<any>, text: string): Promise<unknown> {
+  const direct = HELD.get(db);
+  if (direct) return direct.run(text, NO_PARAMETERS);
   let q = RAW_CACHE.get(text);
   if (!q) {
     q = k().CompiledQuery.raw(text, []);
     if (RAW_CACHE.size < MAX_RAW_CACHE) RAW_CACHE.set(text, q);
   }
-  return execute(db, q);
+  return db.executeQuery(q);
 }
-/** A compiled statement from cached SQL text and its parameters (see saga/runtime.ts). */
 /** What a piece of work inside a transaction came to: its value, or the error it threw. */
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
 
@@ -108,7 +111,8 @@ export async function inSavepoint<T>(trx: Parameters<typeof rawSql>[0], name: st
   }
 }
 
-export function compiledQuery(text: string, parameters: readonly unknown[]): CompiledQuery {
+/** SQL text and its parameters as Kysely runs them (statements of `execute` outside a SQLite transaction). */
+function compiledQuery(text: string, parameters: readonly unknown[]): CompiledQuery {
   return k().CompiledQuery.raw(text, [...parameters]);
 }
 import { SpanKind, trace } from '@opentelemetry/api';
@@ -147,9 +151,9 @@ export class Store<DB> {
 
   static async open<DB>(opts: StoreOptions): Promise<Store<DB>> {
     const mod = await kysely();
-    const { dialect, name, database } = await makeDialect(opts, mod);
+    const { dialect, name, prepare } = await makeDialect(opts, mod);
     const db = new mod.Kysely<DB>({ dialect });
-    const store = new Store<DB>(db, name, opts.log, opts.telemetry, database ? new SqliteDirect(database) : null);
+    const store = new Store<DB>(db, name, opts.log, opts.telemetry, prepare ? new SqliteDirect(prepare) : null);
     await rawSql(db, 'select 1');
     return store;
   }
@@ -351,7 +355,7 @@ export class Store<DB> {
   }
 }
 
-async function makeDialect(opts: StoreOptions, mod: KyselyModule): Promise<{ dialect: Dialect; name: DialectName; database?: Database.Database }> {
+async function makeDialect(opts: StoreOptions, mod: KyselyModule): Promise<{ dialect: Dialect; name: DialectName; prepare?: (sql: string) => Database.Statement }> {
   const { SqliteDialect, PostgresDialect, MysqlDialect } = mod;
   const url = opts.url;
   if (url.startsWith('sqlite:')) {
@@ -369,8 +373,8 @@ async function makeDialect(opts: StoreOptions, mod: KyselyModule): Promise<{ dia
     database.pragma('cache_size = -4096');
     database.pragma('temp_store = memory');
     const profile = process.env.CONCORD_SQL_PROFILE === '1' ? new SqlProfile() : null;
-    const cached = withStatementCache(database, profile);
-    return { dialect: new SqliteDialect({ database: cached }), name: 'sqlite', database: cached };
+    const { proxy, prepare } = withStatementCache(database, profile);
+    return { dialect: new SqliteDialect({ database: proxy }), name: 'sqlite', prepare };
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
     // Loaded lazily so the embedded profile never needs the driver at runtime.
@@ -399,26 +403,26 @@ const MAX_GROUP = 256;
  * Queries compiled from the same builder produce the same SQL text, so prepared statements are
  * cached by text (better-sqlite3 statements are synchronous, so reuse is safe).
  */
-function withStatementCache(db: Database.Database, profile: SqlProfile | null): Database.Database {
+function withStatementCache(db: Database.Database, profile: SqlProfile | null): { proxy: Database.Database; prepare: (sql: string) => Database.Statement } {
   const cache = new Map<string, Database.Statement>();
-  const prepare = db.prepare.bind(db);
-  return new Proxy(db, {
+  const compile = db.prepare.bind(db);
+  const prepare = (source: string): Database.Statement => {
+    let stmt = cache.get(source);
+    if (!stmt) {
+      stmt = profile ? profile.wrap(source, compile(source)) : compile(source);
+      if (cache.size >= MAX_CACHED_STATEMENTS) cache.delete(cache.keys().next().value as string);
+      cache.set(source, stmt);
+    }
+    return stmt;
+  };
+  const proxy = new Proxy(db, {
     get(target, prop, receiver) {
-      if (prop === 'prepare') {
-        return (source: string) => {
-          let stmt = cache.get(source);
-          if (!stmt) {
-            stmt = profile ? profile.wrap(source, prepare(source)) : prepare(source);
-            if (cache.size >= MAX_CACHED_STATEMENTS) cache.delete(cache.keys().next().value as string);
-            cache.set(source, stmt);
-          }
-          return stmt;
-        };
-      }
+      if (prop === 'prepare') return prepare;
       const v = Reflect.get(target, prop, receiver);
       return typeof v === 'function' ? v.bind(target) : v;
     },
   });
+  return { proxy, prepare };
 }
 
 /**

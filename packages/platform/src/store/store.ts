@@ -117,6 +117,7 @@ function compiledQuery(text: string, parameters: readonly unknown[]): CompiledQu
 }
 import { SpanKind, trace } from '@opentelemetry/api';
 import type { Logger } from '../service-kit/logger.js';
+import { BACKSTOP_PAGES, Checkpointer } from './checkpointer.js';
 import { ROOT_CONTEXT, type Telemetry, type TraceContext } from '../telemetry/tracing.js';
 
 export type DialectName = 'sqlite' | 'postgres' | 'mysql';
@@ -130,6 +131,8 @@ export interface StoreOptions {
   poolSize?: number;
   /** When set, every transaction is a span. */
   telemetry?: Telemetry;
+  /** SQLite file: WAL checkpoints on a worker thread (default) or inside commits, as SQLite does by default (see checkpointer.ts). */
+  sqliteCheckpoint?: 'background' | 'inline';
 }
 
 export interface Migration {
@@ -147,13 +150,15 @@ export class Store<DB> {
     readonly telemetry?: Telemetry,
     /** SQLite: runs the statements of this store's transactions (see HELD). */
     private readonly direct: SqliteDirect | null = null,
+    /** SQLite file with background checkpoints. */
+    private readonly checkpointer: Checkpointer | null = null,
   ) {}
 
   static async open<DB>(opts: StoreOptions): Promise<Store<DB>> {
     const mod = await kysely();
-    const { dialect, name, prepare } = await makeDialect(opts, mod);
+    const { dialect, name, prepare, checkpointer } = await makeDialect(opts, mod);
     const db = new mod.Kysely<DB>({ dialect });
-    const store = new Store<DB>(db, name, opts.log, opts.telemetry, prepare ? new SqliteDirect(prepare) : null);
+    const store = new Store<DB>(db, name, opts.log, opts.telemetry, prepare ? new SqliteDirect(prepare) : null, checkpointer ?? null);
     await rawSql(db, 'select 1');
     return store;
   }
@@ -280,6 +285,7 @@ export class Store<DB> {
         try {
           const result = await fn(conn);
           await rawSql(conn, 'commit');
+          this.checkpointer?.committed();
           return result;
         } catch (err) {
           try {
@@ -351,11 +357,12 @@ export class Store<DB> {
   }
 
   async close(): Promise<void> {
+    await this.checkpointer?.close();
     await this.db.destroy();
   }
 }
 
-async function makeDialect(opts: StoreOptions, mod: KyselyModule): Promise<{ dialect: Dialect; name: DialectName; prepare?: (sql: string) => Database.Statement }> {
+async function makeDialect(opts: StoreOptions, mod: KyselyModule): Promise<{ dialect: Dialect; name: DialectName; prepare?: (sql: string) => Database.Statement; checkpointer?: Checkpointer }> {
   const { SqliteDialect, PostgresDialect, MysqlDialect } = mod;
   const url = opts.url;
   if (url.startsWith('sqlite:')) {
@@ -372,9 +379,20 @@ async function makeDialect(opts: StoreOptions, mod: KyselyModule): Promise<{ dia
     // RSS over the system's seven databases (measured with `concord status`).
     database.pragma('cache_size = -4096');
     database.pragma('temp_store = memory');
+    let checkpointer: Checkpointer | undefined;
+    if (path !== ':memory:' && (opts.sqliteCheckpoint ?? 'background') === 'background') {
+      checkpointer = new Checkpointer({
+        path,
+        onStart: () => database.pragma(`wal_autocheckpoint = ${BACKSTOP_PAGES}`),
+        onStopped: (err) => {
+          database.pragma(`wal_autocheckpoint = ${SQLITE_DEFAULT_CHECKPOINT_PAGES}`);
+          opts.log.warn({ err, path }, 'the WAL checkpoint worker stopped; commits checkpoint the log themselves again');
+        },
+      });
+    }
     const profile = process.env.CONCORD_SQL_PROFILE === '1' ? new SqlProfile() : null;
     const { proxy, prepare } = withStatementCache(database, profile);
-    return { dialect: new SqliteDialect({ database: proxy }), name: 'sqlite', prepare };
+    return { dialect: new SqliteDialect({ database: proxy }), name: 'sqlite', prepare, checkpointer };
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
     // Loaded lazily so the embedded profile never needs the driver at runtime.
@@ -390,6 +408,8 @@ async function makeDialect(opts: StoreOptions, mod: KyselyModule): Promise<{ dia
 }
 
 const MAX_CACHED_STATEMENTS = 500;
+/** SQLite's own wal_autocheckpoint (pages). */
+const SQLITE_DEFAULT_CHECKPOINT_PAGES = 1_000;
 /** The PostgreSQL advisory lock key that orders migrations of instances sharing a database. */
 const MIGRATION_LOCK_KEY = "hashtext('concord_migrations:' || current_database())";
 /** How long a MySQL instance waits for another's migrations. */

@@ -23,62 +23,51 @@ const USAGE = `usage: concord <command>
   chaos     load plus scheduled faults (kill -9, pause, mesh faults), then an audit (concord chaos --help)
 `;
 
-/** The options of the commands that take `--name value` options, and what each does. */
+/** The options of the commands parsed here, and what each does. */
 const OPTION_COMMANDS: Record<string, { spec: ArgSpec; what: string }> = {
   up: { spec: {}, what: 'start the whole system in the foreground until Ctrl-C (configured by CONCORD_* variables: see README)' },
   status: { spec: STATUS_ARGS, what: 'a table of instances: service, version, address, health, uptime, memory' },
   audit: { spec: AUDIT_ARGS, what: "check the system's invariants through the admin API" },
 };
 
-/** `--help` for a command of OPTION_COMMANDS; anything it does not know stops it (exit 2) before it starts. */
-function optionsOf(cmd: string, rest: string[]): ReturnType<typeof parseArgs> | null {
+/** The usage of the commands that parse their own arguments. */
+const OWN_USAGES: Record<string, string> = { apply: `${APPLY_USAGE}\n`, config: CONFIG_USAGE, bench: BENCH_USAGE, chaos: CHAOS_USAGE };
+
+const asksHelp = (rest: string[]) => rest.includes('--help') || rest.includes('-h');
+
+/** A command's usage when it is asked for (`--help`, `-h`), else null. */
+function helpOf(cmd: string, rest: string[]): string | null {
+  if (!asksHelp(rest)) return null;
+  const own = OWN_USAGES[cmd];
+  if (own !== undefined) return own;
   const { spec, what } = OPTION_COMMANDS[cmd] as { spec: ArgSpec; what: string };
-  if (rest.includes('--help')) {
-    const options = Object.keys(spec).length > 0 ? ` [options]\n${usage(spec)}` : ' (no options)';
-    process.stdout.write(`usage: concord ${cmd}${options}\n\n${what}\n`);
-    return null;
-  }
-  return parseArgs(rest, spec);
+  const options = Object.keys(spec).length > 0 ? ` [options]\n${usage(spec)}` : ' (no options)';
+  return `usage: concord ${cmd}${options}\n\n${what}\n`;
 }
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  const help = cmd && (OPTION_COMMANDS[cmd] || OWN_USAGES[cmd]) ? helpOf(cmd, rest) : null;
+  if (help !== null) {
+    process.stdout.write(help);
+    return 0;
+  }
+  // Anything a command does not know stops it (exit 2, ArgError) before it starts.
   switch (cmd) {
-    case 'up': {
-      if (!optionsOf(cmd, rest)) return 0;
+    case 'up':
+      parseArgs(rest, OPTION_COMMANDS.up?.spec ?? {});
       return up();
-    }
-    case 'status': {
-      const o = optionsOf(cmd, rest);
-      return o ? status(o as { json: boolean }) : 0;
-    }
-    case 'audit': {
-      const o = optionsOf(cmd, rest);
-      return o ? auditCommand(o as { 'quiet-timeout': number }) : 0;
-    }
+    case 'status':
+      return status(parseArgs(rest, STATUS_ARGS));
+    case 'audit':
+      return auditCommand(parseArgs(rest, AUDIT_ARGS));
     case 'apply':
-      if (rest.includes('--help')) {
-        process.stdout.write(`${APPLY_USAGE}\n`);
-        return 0;
-      }
       return apply(rest);
     case 'config':
-      if (rest.includes('--help')) {
-        process.stdout.write(CONFIG_USAGE);
-        return 0;
-      }
       return configCommand(rest);
     case 'bench':
-      if (rest.includes('--help')) {
-        process.stdout.write(BENCH_USAGE);
-        return 0;
-      }
       return benchCommand(rest);
     case 'chaos':
-      if (rest.includes('--help')) {
-        process.stdout.write(CHAOS_USAGE);
-        return 0;
-      }
       return chaosCommand(rest);
     case undefined:
     case 'help':

@@ -119,7 +119,7 @@ export function renderStatus(rows: StatusRow[]): string {
   return lines.join('\n');
 }
 
-export const STATUS_ARGS = { json: { kind: 'flag', help: 'the rows as JSON' } } satisfies ArgSpec;
+export const STATUS_ARGS = { json: { kind: 'flag', help: 'JSON instead of a table' } } satisfies ArgSpec;
 
 export async function status(opts: { json: boolean }): Promise<number> {
   const cfg = cliConfig();

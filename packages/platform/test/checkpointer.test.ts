@@ -83,7 +83,7 @@ for (let i = 1; i <= 100000; i++) {
 }
 `;
 
-test('kill -9 while the worker checkpoints: every acknowledged commit is there after a restart', async () => {
+test('kill -9 while the worker checkpoints: every acknowledged commit is there after a restart', { timeout: 60_000 }, async () => {
   const script = join(dir, 'writer.mjs');
   writeFileSync(script, WRITER);
   const path = join(dir, 'killed.db');

@@ -36,18 +36,24 @@ const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
 const db = new Database(workerData.path, { fileMustExist: true });
 db.pragma('busy_timeout = 0');
+let reported = false;
 const checkpoint = () => {
   try {
     db.pragma('wal_checkpoint(PASSIVE)');
-  } catch {
-    // Busy (another connection checkpoints or the log restarts): the next tick tries again.
+  } catch (err) {
+    // Busy (another connection checkpoints, or the log restarts): the next tick tries again.
+    // Anything else (a disk error) is told once; the next ticks try again all the same.
+    if (err.code !== 'SQLITE_BUSY' && !reported) {
+      reported = true;
+      parentPort.postMessage({ error: String(err.message) });
+    }
   }
 };
 const timer = setInterval(checkpoint, workerData.everyMs);
 parentPort.on('message', (m) => {
   if (m !== 'close') return;
+  // No last checkpoint: the service's connection, closed last, checkpoints the log itself.
   clearInterval(timer);
-  checkpoint();
   db.close();
   parentPort.close();
 });
@@ -61,6 +67,8 @@ export interface CheckpointerOptions {
   startAfterCommits?: number;
   /** The worker started: the service's connection can leave checkpoints to it. */
   onStart?: () => void;
+  /** A checkpoint failed other than busy (told once per worker). */
+  onError?: (message: string) => void;
   /** The worker stopped on its own (it could not open the database, or died): checkpoints go back to the service's connection. */
   onStopped: (err: Error) => void;
 }
@@ -91,6 +99,16 @@ export class Checkpointer {
 
   private start(): void {
     if (this.closing || this.worker) return;
+    try {
+      this.spawn();
+    } catch (err) {
+      // No thread could be made (or the driver found): checkpoints stay with the commits.
+      this.worker = null;
+      this.opts.onStopped(err as Error);
+    }
+  }
+
+  private spawn(): void {
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
@@ -107,6 +125,9 @@ export class Checkpointer {
     worker.on('error', (err) => {
       failure = err;
     });
+    worker.on('message', (m: { error?: string }) => {
+      if (typeof m?.error === 'string') this.opts.onError?.(m.error);
+    });
     worker.once('exit', (code) => {
       if (this.closing) return;
       this.worker = null;
@@ -115,7 +136,7 @@ export class Checkpointer {
     this.opts.onStart?.();
   }
 
-  /** A last checkpoint, then the worker ends (terminated if it takes longer than CLOSE_TIMEOUT_MS). */
+  /** The worker ends (terminated if it takes longer than CLOSE_TIMEOUT_MS). */
   async close(): Promise<void> {
     if (this.closing) return this.exited;
     this.closing = true;

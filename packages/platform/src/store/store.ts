@@ -35,7 +35,9 @@ function k(): KyselyModule {
  * `begin` to `commit`), so a statement run directly is the statement Kysely would have run, in
  * the same place. Entries are removed when the transaction ends. (A handle kept past its
  * transaction is a bug either way: Kysely's own single-connection handle does not take the mutex
- * again either.)
+ * again either.) Two things Kysely would do are skipped: its plugins (a Store has none; one
+ * added would have to run here too), and its queue of one transaction's statements, which only
+ * matters to statements started together without awaiting each (none are).
  */
 const HELD = new WeakMap<object, SqliteDirect>();
 
@@ -78,6 +80,7 @@ const NO_PARAMETERS: readonly unknown[] = Object.freeze([]);
 export function rawSql(db: Kysely<any>, text: string): Promise<unknown> {
   const direct = HELD.get(db);
   if (direct) return direct.run(text, NO_PARAMETERS);
+  // Outside a transaction: compiled once per text for Kysely.
   let q = RAW_CACHE.get(text);
   if (!q) {
     q = k().CompiledQuery.raw(text, []);
@@ -280,12 +283,13 @@ export class Store<DB> {
     if (this.dialect !== 'sqlite') return this.db.transaction().execute((trx: Transaction<DB>) => fn(trx));
     return this.db.connection().execute(async (conn) => {
       if (this.direct) HELD.set(conn, this.direct);
+      let committed = false;
       try {
         await rawSql(conn, 'begin immediate');
         try {
           const result = await fn(conn);
           await rawSql(conn, 'commit');
-          this.checkpointer?.committed();
+          committed = true;
           return result;
         } catch (err) {
           try {
@@ -297,6 +301,8 @@ export class Store<DB> {
         }
       } finally {
         HELD.delete(conn);
+        // Outside the try: what the checkpointer does is never this transaction's failure.
+        if (committed) this.checkpointer?.committed();
       }
     });
   }
@@ -384,8 +390,13 @@ async function makeDialect(opts: StoreOptions, mod: KyselyModule): Promise<{ dia
       checkpointer = new Checkpointer({
         path,
         onStart: () => database.pragma(`wal_autocheckpoint = ${BACKSTOP_PAGES}`),
+        onError: (message) => opts.log.warn({ path, error: message }, 'a WAL checkpoint failed (the worker goes on; past the backstop, commits checkpoint themselves)'),
         onStopped: (err) => {
-          database.pragma(`wal_autocheckpoint = ${SQLITE_DEFAULT_CHECKPOINT_PAGES}`);
+          try {
+            database.pragma(`wal_autocheckpoint = ${SQLITE_DEFAULT_CHECKPOINT_PAGES}`);
+          } catch {
+            /* the database is closed already: nothing left to checkpoint */
+          }
           opts.log.warn({ err, path }, 'the WAL checkpoint worker stopped; commits checkpoint the log themselves again');
         },
       });

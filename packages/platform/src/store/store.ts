@@ -63,6 +63,7 @@ class SqliteDirect {
  * Runs SQL text with its parameters on a connection or transaction: directly on SQLite when `db`
  * is the connection of an open Store transaction (see HELD), else compiled for Kysely.
  */
+// biome-ignore lint/suspicious/noExplicitAny: any store's connection or transaction; the statement is the caller's
 export function execute<O>(db: Kysely<any>, sql: string, parameters: readonly unknown[]): Promise<QueryResult<O>> {
   const direct = HELD.get(db);
   return direct ? direct.run<O>(sql, parameters) : db.executeQuery(compiledQuery(sql, parameters) as CompiledQuery<O>);

@@ -293,6 +293,8 @@ describe('metrics', () => {
     assert.match(text, /nodejs_eventloop_lag_seconds/);
   });
 
+  const hasOrderRate = (series: unknown[] | undefined) => (series as Array<{ metric: Record<string, string> }> | undefined)?.some((s) => s.metric.destination_service === 'order.default.svc.cluster.local') === true;
+
   test('a real Prometheus scrapes through the service discovery endpoint and answers the guide\'s three queries', async (t) => {
     const bin = await installPrometheus();
     if (!bin) {
@@ -337,12 +339,13 @@ describe('metrics', () => {
           results[name] = series;
           if (series.length === 0) all = false;
         }
-        if (all) break;
+        // Targets are discovered and scraped one by one: the other services' rates can come
+        // before order's (a rate needs two of its scrapes), so the wait goes on until it is there.
+        if (all && hasOrderRate(results.rate)) break;
         await new Promise((r) => setTimeout(r, 500));
       }
       for (const name of Object.keys(queries)) assert.ok((results[name] ?? []).length > 0, `${name} returned no series (prometheus log: ${promLog.slice(-500)})`);
-      const byService = results.rate as Array<{ metric: Record<string, string> }>;
-      assert.ok(byService.some((s) => s.metric.destination_service === 'order.default.svc.cluster.local'));
+      assert.ok(hasOrderRate(results.rate), `no request rate for order after 60 s: ${JSON.stringify(results.rate)}`);
     } finally {
       prom.kill('SIGTERM');
       await http(`${sys.controlUrl}/api/config/VirtualService/recommendation-faults`, { method: 'DELETE' }).catch(() => null);

@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { mulberry32 } from '@concord/core';
 import { renderAudit, runAudit } from '../audit/audit.js';
 import { type ArgSpec, parseArgs, usage } from '../bench/args.js';
 import { benchEnv } from '../bench/command.js';
@@ -27,6 +28,7 @@ export const CHAOS_ARGS = {
   duration: { kind: 'duration', help: 'override the scenario load duration' },
   rate: { kind: 'int', min: 0, max: 1_000_000, help: 'override the orders per second (0 = flat out)' },
   out: { kind: 'string', default: 'bench/out', help: 'where reports go' },
+  seed: { kind: 'int', min: 0, max: 4_294_967_295, help: 'the seed of the random fault targets: the same seed picks the same instances while the same ones run (default: drawn, and printed)' },
 } satisfies ArgSpec;
 
 export const CHAOS_USAGE = `usage: concord chaos [options]\n${usage(CHAOS_ARGS)}\n`;
@@ -40,7 +42,8 @@ interface ChaosEvent {
   label: string;
 }
 
-function pickInstance(sup: Supervisor, target: string, random: () => number): string | null {
+/** A running instance for a fault target, chosen by `random` among those that match. */
+export function pickInstance(sup: Pick<Supervisor, 'children'>, target: string, random: () => number): string | null {
   const all = [...sup.children.values()].filter((c) => c.proc !== null && c.state === 'running');
   let pool = all;
   if (target === 'random') pool = all.filter((c) => c.spec.service !== 'control-plane');
@@ -78,7 +81,8 @@ function openLab(scenario: string, log: (line: string) => void): NetnsLab {
   return lab;
 }
 
-export async function runScenario(s: Scenario, opts: { outDir: string; log: (line: string) => void }): Promise<{ ok: boolean; report: BenchReport; violations: string[] }> {
+/** `seed`: of the random fault targets (`kill: random`, …), so that a run can face the same faults again. */
+export async function runScenario(s: Scenario, opts: { outDir: string; log: (line: string) => void; seed: number }): Promise<{ ok: boolean; report: BenchReport; violations: string[] }> {
   const password = randomBytes(12).toString('hex');
   const env = benchEnv(password);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
@@ -101,7 +105,7 @@ export async function runScenario(s: Scenario, opts: { outDir: string; log: (lin
     const gatewayUrl = sys.gatewayUrl as string;
     const prep = await prepare({ gatewayUrl, adminEmail: env.CONCORD_ADMIN_EMAIL as string, adminPassword: password, users: usersFor({ ratePerS: s.load.rate, runMs: s.load.durationMs, products: CHAOS_PRODUCTS }), products: CHAOS_PRODUCTS, progress: opts.log });
     const t0 = Date.now();
-    const random = Math.random;
+    const random = mulberry32(opts.seed);
     const progress = new ProgressLine();
     const note = (label: string) => {
       events.push({ atMs: Date.now() - t0, label });
@@ -224,10 +228,12 @@ export async function chaosCommand(argv: string[]): Promise<number> {
   const s = loadScenario(a.scenario);
   if (a.duration) s.load.durationMs = a.duration;
   if (argv.some((x) => x.startsWith('--rate'))) s.load.rate = a.rate;
+  const seed = argv.some((x) => x.startsWith('--seed')) ? a.seed : randomBytes(4).readUInt32LE(0);
   const outDir = resolve(a.out);
   mkdirSync(outDir, { recursive: true });
   say(`scenario ${s.name}: ${s.description}`);
-  const { ok, report, violations } = await runScenario(s, { outDir, log: say });
+  say(`random fault targets from seed ${seed} (--seed ${seed} picks the same ones again)`);
+  const { ok, report, violations } = await runScenario(s, { outDir, log: say, seed });
   const base = join(outDir, `chaos-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   writeFileSync(`${base}.json`, JSON.stringify({ ...report, load: { ...report.load, record: undefined } }, null, 2));
   writeFileSync(`${base}.html`, renderHtml(report));

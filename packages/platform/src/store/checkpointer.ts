@@ -88,10 +88,6 @@ export class Checkpointer {
     if ((opts.startAfterCommits ?? START_AFTER_COMMITS) === 0) this.start();
   }
 
-  get running(): boolean {
-    return this.worker !== null;
-  }
-
   /** Counts a commit of the store; the worker starts at the threshold. */
   committed(): void {
     if (++this.commits === (this.opts.startAfterCommits ?? START_AFTER_COMMITS)) this.start();

@@ -7,9 +7,19 @@ export class ArgError extends Error {
 
 export type ArgSpec = Record<string, { kind: 'int' | 'duration' | 'string' | 'url' | 'flag'; default?: number | string | boolean; min?: number; max?: number; help: string }>;
 
-export function parseArgs<S extends ArgSpec>(argv: string[], spec: S): { [K in keyof S]: S[K]['kind'] extends 'flag' ? boolean : S[K]['kind'] extends 'string' | 'url' ? string : number } {
+type ArgValue<E extends ArgSpec[string]> = E['kind'] extends 'flag' ? boolean : E['kind'] extends 'string' | 'url' ? string : number;
+
+/**
+ * The options given, else their defaults. An option without a default that was not given is
+ * undefined (a flag is false), so a command can tell `--rate 0` from no `--rate` at all.
+ */
+export type ParsedArgs<S extends ArgSpec> = {
+  [K in keyof S]: S[K] extends { kind: 'flag' } ? boolean : S[K] extends { default: number | string } ? ArgValue<S[K]> : ArgValue<S[K]> | undefined;
+};
+
+export function parseArgs<S extends ArgSpec>(argv: string[], spec: S): ParsedArgs<S> {
   const out: Record<string, unknown> = {};
-  for (const [k, s] of Object.entries(spec)) out[k] = s.default ?? (s.kind === 'flag' ? false : s.kind === 'string' || s.kind === 'url' ? '' : 0);
+  for (const [k, s] of Object.entries(spec)) out[k] = s.default ?? (s.kind === 'flag' ? false : undefined);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     if (!a.startsWith('--')) throw new ArgError(`unexpected argument "${a}"`);

@@ -226,9 +226,9 @@ export async function runScenario(s: Scenario, opts: { outDir: string; log: (lin
 export async function chaosCommand(argv: string[]): Promise<number> {
   const a = parseArgs(argv, CHAOS_ARGS);
   const s = loadScenario(a.scenario);
-  if (a.duration) s.load.durationMs = a.duration;
-  if (argv.some((x) => x.startsWith('--rate'))) s.load.rate = a.rate;
-  const seed = argv.some((x) => x.startsWith('--seed')) ? a.seed : randomBytes(4).readUInt32LE(0);
+  if (a.duration !== undefined) s.load.durationMs = a.duration;
+  if (a.rate !== undefined) s.load.rate = a.rate;
+  const seed = a.seed ?? randomBytes(4).readUInt32LE(0);
   const outDir = resolve(a.out);
   mkdirSync(outDir, { recursive: true });
   say(`scenario ${s.name}: ${s.description}`);

@@ -278,6 +278,45 @@ describe('the services’ protobuf span processor', () => {
   });
 });
 
+test('request buffers are written again only after their export was answered: across many requests, answered out of turn, every span arrives once under its own name', async () => {
+  const names: string[] = [];
+  let answered = 0;
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      for (const s of decodeReceived(indexOtlpProto(Buffer.concat(chunks)))) names.push(s.name);
+      // Answers come back after different delays, so exports end in another order than they began.
+      setTimeout(() => {
+        answered++;
+        res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+      }, answered % 3 === 0 ? 30 : 1);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { processor, provider, tracer } = orderExporter({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`, timeoutMs: 5000, scheduledDelayMs: 60_000 });
+  try {
+    const pad = 'p'.repeat(2000);
+    const sent: string[] = [];
+    // About 12 full requests, in bursts, with the event loop turning between them (answers arrive meanwhile).
+    for (let burst = 0; burst < 24; burst++) {
+      for (let i = 0; i < 70; i++) {
+        const name = `span-${burst}-${i}`;
+        sent.push(name);
+        tracer.startSpan(name, { attributes: { pad } }).end();
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await processor.forceFlush();
+    assert.ok(processor.requests >= 10, `${processor.requests} requests`);
+    assert.equal(processor.dropped, 0);
+    assert.deepEqual([...names].sort(), [...sent].sort());
+  } finally {
+    await provider.shutdown();
+    server.close();
+  }
+});
+
 describe('the services’ span export over a kept-alive connection', () => {
   test('a connection that dies before any answer is tried once more; a refusal (5xx) or an answer cut short is not sent again and its spans are counted as dropped', async () => {
     let requests = 0;

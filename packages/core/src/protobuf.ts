@@ -12,7 +12,6 @@ export const WIRE_LEN = 2;
 export const WIRE_FIXED32 = 5;
 
 const TWO_32 = 4_294_967_296;
-/** Bytes kept for a nested message's length before its size is known: lengths below 2 MiB fit. */
 /**
  * Bytes kept for a nested message's length when it begins: one, which holds lengths below 128,
  * what most messages here are (key-values, values, statuses). A longer one shifts its body.
@@ -208,6 +207,33 @@ export class ProtoWriter {
     const at = this.pos;
     this.pos += LEN_RESERVED_BYTES;
     return at;
+  }
+
+  /**
+   * Starts a nested message expected to be 128 bytes to 16 KiB long (a span): two bytes are kept
+   * for its length, so `endLarge` writes it in place instead of shifting the body by a byte.
+   */
+  beginLarge(field: number): number {
+    this.tag(field, WIRE_LEN);
+    this.ensure(2);
+    const at = this.pos;
+    this.pos += 2;
+    return at;
+  }
+
+  /** Ends a message begun by `beginLarge`; its length is encoded as small as it fits, as always. */
+  endLarge(at: number): void {
+    const len = this.pos - at - 2;
+    const buf = this.buf;
+    if (len >= 128 && len < 16_384) {
+      buf[at] = (len & 127) | 128;
+      buf[at + 1] = len >>> 7;
+      return;
+    }
+    // Shorter or longer than expected: as if begun with one byte kept, which `end` then handles.
+    buf.copyWithin(at + 1, at + 2, this.pos);
+    this.pos--;
+    this.end(at);
   }
 
   /** Ends the nested message begun at `at`: writes its length and closes the gap left for it. */

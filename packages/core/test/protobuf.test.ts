@@ -68,16 +68,18 @@ test('every field kind reads back as written, unknown fields are skipped', () =>
   assert.deepEqual(got, [0, 127, 128, 2 ** 53 - 1, -1, -(2 ** 40), true, 0xdeadbeef, { lo: 0xffffffff, hi: 0x7fffffff }, 0.1, 'héllo ✓', 'x'.repeat(300), '0123456789abcdef']);
 });
 
-test('a nested message gets its exact length whatever its size: one, two, three and four length bytes', () => {
+test('a nested message gets its exact length whatever its size, begun with one length byte kept or two: one, two, three and four length bytes', () => {
   const lengthBytes = new Set<number>();
   // Blob sizes whose nested message (tag + length + blob) falls either side of 128, 16 384 and 2 097 152 bytes.
   // 300 and 600: two length bytes, the body shifted by hand (≤ 512 bytes) and by copyWithin.
-  for (const size of [0, 1, 125, 126, 300, 600, 16_380, 16_381, 2_097_144, 2_097_148, 3_000_000]) {
+  // beginLarge/endLarge (two bytes kept, for spans) must give the same bytes as begin/end at every size.
+  for (const [size, large] of [0, 1, 125, 126, 300, 600, 16_380, 16_381, 2_097_144, 2_097_148, 3_000_000].flatMap((n) => [[n, false], [n, true]] as const)) {
     const w = new ProtoWriter(16);
     w.uint(1, 7);
-    const at = w.begin(2);
+    const at = large ? w.beginLarge(2) : w.begin(2);
     w.raw(1, Buffer.alloc(size, 0xab));
-    w.end(at);
+    if (large) w.endLarge(at);
+    else w.end(at);
     w.uint(3, 9);
     const r = new ProtoReader(w.bytes(), 0, w.pos);
     assert.equal(r.varint(), (1 << 3) | WIRE_VARINT);

@@ -124,6 +124,50 @@ test('inject writes the same headers as OpenTelemetry’s W3C and B3 multi-heade
   assert.equal(t.inject(unknownBits, {}).traceparent, `00-${traceId}-${spanId}-81`);
 });
 
+test('extract reads a traceparent as OpenTelemetry’s W3C propagator does, the hand-checked version-00 form included, and the spans started under it follow its flag', async () => {
+  const { W3CTraceContextPropagator } = await import('@opentelemetry/core');
+  const w3c = new W3CTraceContextPropagator();
+  const getter = { get: (c: Record<string, string>, k: string) => c[k], keys: (c: Record<string, string>) => Object.keys(c) };
+  const t = new Telemetry({ service: 'unit', version: 'v1', instanceId: 'unit-1', controlUrl: 'http://127.0.0.1:9', env, log, enabled: true, sampler: { name: 'parentbased_always_on', ratio: 1 } });
+  const traceId = '0af7651916cd43dd8448eb211c80319c';
+  const spanId = 'b7ad6b7169203331';
+  const given = [
+    `00-${traceId}-${spanId}-01`,
+    `00-${traceId}-${spanId}-00`,
+    `00-${traceId}-${spanId}-ff`,
+    `00-${'0'.repeat(32)}-${spanId}-01`,
+    `00-${traceId}-${'0'.repeat(16)}-01`,
+    `00-${traceId.toUpperCase()}-${spanId}-01`,
+    `00-${traceId}-${spanId}-0g`,
+    `00-${traceId}-${spanId}-01-extra`,
+    ` 00-${traceId}-${spanId}-01`,
+    `01-${traceId}-${spanId}-01`,
+    `01-${traceId}-${spanId}-01-future`,
+    `ff-${traceId}-${spanId}-01`,
+    `00_${traceId}-${spanId}-01`,
+    `00-${traceId}_${spanId}-01`,
+    `00-${traceId}-${spanId}_01`,
+    `00-${traceId.slice(0, 31)}é-${spanId}-01`,
+    '',
+  ];
+  // Every one-character change of a valid value, too: the hand check and the regular expression must agree on each.
+  const valid = `00-${traceId}-${spanId}-01`;
+  for (let i = 0; i < valid.length; i++) for (const c of ['0', 'f', 'F', '-', 'x', ' ']) given.push(`${valid.slice(0, i)}${c}${valid.slice(i + 1)}`);
+  for (const tp of given) {
+    const expected = trace.getSpanContext(w3c.extract(ROOT_CONTEXT, { traceparent: tp }, getter)) ?? null;
+    const got = trace.getSpanContext(t.extract({ traceparent: tp })) ?? null;
+    assert.deepEqual(got === null ? null : { ...got }, expected === null ? null : { ...expected }, JSON.stringify(tp));
+    if (!got) continue;
+    const child = t.start('op', t.extract({ traceparent: tp }), SpanKind.SERVER).span;
+    assert.equal(child.spanContext().traceId, got.traceId, `${tp}: the trace continues`);
+    assert.equal(child.isRecording(), (got.traceFlags & 1) === 1, `${tp}: the caller's sampled flag decides`);
+    if (child.isRecording()) assert.equal(parentIdOf(child), got.spanId, `${tp}: the parent is the caller's span`);
+  }
+  // A tracestate travels with it, read by the propagator.
+  const withState = trace.getSpanContext(t.extract({ traceparent: valid, tracestate: 'rojo=00f067aa0ba902b7' }));
+  assert.equal(withState?.traceState?.get('rojo'), '00f067aa0ba902b7');
+});
+
 test('a Telemetry sampling percentage replaces the environment’s sampler while it is in force, and removing it restores that sampler', () => {
   const t = new Telemetry({
     service: 'unit',

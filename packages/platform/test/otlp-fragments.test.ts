@@ -42,10 +42,13 @@ test('span names and attributes written through the cache are byte for byte what
     ]);
   }
   // More keys and names than the cache keeps.
-  for (let i = 0; i < MAX_CACHED_KEYS + 10; i++) cases.push([{ [`key.${i}`]: 'v', [`num.${i}`]: i }, `name ${i % (MAX_CACHED_NAMES + 10)}`]);
+  for (let i = 0; i < Math.max(MAX_CACHED_KEYS, MAX_CACHED_NAMES) + 10; i++) cases.push([{ [`key.${i}`]: 'v', [`num.${i}`]: i }, `name ${i}`]);
+  cases.push([{ ['k'.repeat(200)]: 'long key' }, 'n'.repeat(200)]);
   for (let round = 0; round < 2; round++) {
     for (const [attrs, name] of cases) assert.deepEqual(cached(cache, attrs, name), uncached(attrs, name), `${name} ${JSON.stringify(attrs)}`);
   }
+  assert.ok(cache.size.keys <= MAX_CACHED_KEYS, `${cache.size.keys} keys kept`);
+  assert.ok(cache.size.names <= MAX_CACHED_NAMES, `${cache.size.names} names kept`);
   // 1 and '1' are different values with different encodings.
   assert.deepEqual(cached(cache, { 'concord.same-text': 1 }, 'n'), uncached({ 'concord.same-text': 1 }, 'n'));
 });

@@ -266,7 +266,7 @@ export function buildApp(opts: {
       const { span, ctx } = telemetry.start(`${req.method} ${route}`, parent, SpanKind.SERVER, {
         'http.request.method': req.method,
         'http.route': route,
-        'url.path': req.url.split('?')[0] as string,
+        'url.path': path,
         'concord.request_id': req.id,
       });
       req.trace = { span, ctx, startNs: process.hrtime.bigint() };

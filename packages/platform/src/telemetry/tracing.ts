@@ -330,7 +330,6 @@ export class Telemetry {
     // A valid `traceparent` wins when both kinds arrive; B3 is parsed only without one (each
     // parse is skipped when its headers are absent: this runs on every request).
     const tp = headers.traceparent;
-    if (tp === undefined && headers.b3 === undefined && headers['x-b3-traceid'] === undefined) return ROOT_CONTEXT;
     // The common case, a version-00 traceparent alone, is checked by hand (the propagator's
     // regular expression, and the tracer's and sampler's checks of the ids after it, cost ~2 µs
     // per request, profiled); anything else (another version, whitespace, a tracestate) goes

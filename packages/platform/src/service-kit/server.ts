@@ -15,7 +15,7 @@ import { type WorkloadIdentity, WorkloadIdentity as Identity, httpIssuer } from 
 import { InboundListener } from '../tls/inbound.js';
 import { peerPrincipal } from '../tls/inbound.js';
 import { mesh as meshcore } from '@concord/core';
-import { Metrics, serviceFqdn } from '../telemetry/metrics.js';
+import { EVENT_LOOP_RESOLUTION_MS, Metrics, serviceFqdn } from '../telemetry/metrics.js';
 import { SAMPLER_VARS, SCHEDULED_DELAY_MS, SpanStatusCode, Telemetry, type TraceContext, type Span, idsOf } from '../telemetry/tracing.js';
 import { SpanKind } from '@opentelemetry/api';
 import { RegistryClient, type Registration } from '../registry-client/client.js';
@@ -51,6 +51,7 @@ export const kitSchema = {
   version: stringVar('CONCORD_SERVICE_VERSION', 'v1', /^[A-Za-z0-9._-]{1,32}$/, 'a short version label such as v1'),
   logLevel: enumVar('CONCORD_LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
   checkIntervalMs: durationVar('CONCORD_CHECK_INTERVAL', 1000, 100, 600_000),
+  eventLoopResolutionMs: durationVar('CONCORD_EVENT_LOOP_RESOLUTION', EVENT_LOOP_RESOLUTION_MS, 1, 10_000),
   checkTimeoutMs: durationVar('CONCORD_CHECK_TIMEOUT', 1000, 50, 600_000),
   checkFailuresBeforeCritical: intVar('CONCORD_CHECK_FAILURES_BEFORE_CRITICAL', 3, 1, 100),
   deregisterAfterMs: durationVar('CONCORD_DEREGISTER_CRITICAL_AFTER', 60_000, 1000, 86_400_000),
@@ -421,7 +422,7 @@ export async function startService<S extends Schema>(def: ServiceDefinition<S>, 
   const log = createLogger({ service: def.name, instance: kit.instanceId, version: kit.version }, kit.logLevel);
   const servedBy = `${def.name}@${kit.version}#${kit.instanceId}`;
   const telemetry = new Telemetry({ service: def.name, version: kit.version, instanceId: kit.instanceId, controlUrl: controlUrlOf(kit), env, log, enabled: kit.tracing && def.tracing !== false, exporter: kit.exporter, scheduleDelayMs: kit.scheduleDelayMs, sampler: { name: kit.sampler, ratio: kit.samplerArg } });
-  const metrics = new Metrics({ service: def.name, version: kit.version, instance: kit.instanceId });
+  const metrics = new Metrics({ service: def.name, version: kit.version, instance: kit.instanceId, eventLoopResolutionMs: kit.eventLoopResolutionMs });
   const labels = { app: def.name, version: kit.version };
   // Filled in below; the app needs the policy hook before the mesh config client exists.
   let meshConfig: MeshConfigClient | null = null;

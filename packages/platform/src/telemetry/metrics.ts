@@ -5,7 +5,8 @@
  * source | destination). Plus Concord's own: saga outcomes, breaker states, outlier ejections,
  * rate-limit rejections, pool overflows — and Node's runtime metrics.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectRuntimeMetrics } from './runtime-metrics.js';
 
 /** Istio's default buckets for request durations (milliseconds). */
 export const ISTIO_DURATION_BUCKETS_MS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];
@@ -32,6 +33,9 @@ export function serviceFqdn(service: string): string {
   return `${service}.default.svc.cluster.local`;
 }
 
+/** How often, by default, the event-loop delay is sampled (prom-client's default is 10 ms; see runtime-metrics.ts). */
+export const EVENT_LOOP_RESOLUTION_MS = 100;
+
 const BREAKER_STATE_VALUE = { CLOSED: 0, HALF_OPEN: 1, OPEN: 2 } as const;
 
 export class Metrics {
@@ -52,9 +56,13 @@ export class Metrics {
     this.breakerSource = source;
   }
 
-  constructor(labels: { service: string; version: string; instance: string }) {
+  /**
+   * `eventLoopResolutionMs`: how often the event-loop delay (nodejs_eventloop_lag_*) is sampled;
+   * default EVENT_LOOP_RESOLUTION_MS.
+   */
+  constructor(labels: { service: string; version: string; instance: string; eventLoopResolutionMs?: number }) {
     this.registry.setDefaultLabels({ app: labels.service, version: labels.version, instance_id: labels.instance });
-    collectDefaultMetrics({ register: this.registry });
+    collectRuntimeMetrics(this.registry, labels.eventLoopResolutionMs ?? EVENT_LOOP_RESOLUTION_MS);
     const r = [this.registry];
     this.requests = new Counter({ name: 'istio_requests_total', help: 'Requests, as Istio counts them (one per reporter side).', labelNames: REQUEST_LABELS, registers: r });
     this.duration = new Histogram({

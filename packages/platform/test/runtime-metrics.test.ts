@@ -13,7 +13,7 @@ const names = async (r: Registry, prefix: RegExp) =>
     .sort();
 
 /** One scraped value of a metric without labels of its own. */
-function valueOf(text: string, name: string): number {
+function scraped(text: string, name: string): number {
   const line = text.split('\n').find((l) => l.startsWith(`${name}{`));
   assert.ok(line, `${name} is exposed`);
   return Number(line.slice(line.lastIndexOf(' ') + 1));
@@ -41,8 +41,8 @@ test('the event-loop delay reads what the loop was late past the sampling period
   const text = await m.registry.metrics();
   // Node's histogram holds the intervals between samples (prom-client reports those: an idle
   // loop's minimum reads the period, 0.020 here); less the period, an on-time sample reads ~0.
-  assert.ok(valueOf(text, 'nodejs_eventloop_lag_min_seconds') < resolutionMs / 2 / 1000, text);
-  assert.ok(valueOf(text, 'nodejs_eventloop_lag_max_seconds') >= 0.1, text);
+  assert.ok(scraped(text, 'nodejs_eventloop_lag_min_seconds') < resolutionMs / 2 / 1000, text);
+  assert.ok(scraped(text, 'nodejs_eventloop_lag_max_seconds') >= 0.1, text);
 });
 
 test('CONCORD_EVENT_LOOP_RESOLUTION sets the sampling period, 100 ms unless given; a bad one stops start-up naming it', () => {

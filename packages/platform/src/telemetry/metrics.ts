@@ -5,7 +5,8 @@
  * source | destination). Plus Concord's own: saga outcomes, breaker states, outlier ejections,
  * rate-limit rejections, pool overflows — and Node's runtime metrics.
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { RequestMetrics } from './request-metrics.js';
 import { collectRuntimeMetrics } from './runtime-metrics.js';
 
 /** Istio's default buckets for request durations (milliseconds). */
@@ -41,8 +42,8 @@ const BREAKER_STATE_VALUE = { CLOSED: 0, HALF_OPEN: 1, OPEN: 2 } as const;
 export class Metrics {
   private breakerSource: () => Array<{ destination: string; state: keyof typeof BREAKER_STATE_VALUE }> = () => [];
   readonly registry = new Registry();
-  readonly requests: Counter<(typeof REQUEST_LABELS)[number]>;
-  readonly duration: Histogram<(typeof REQUEST_LABELS)[number]>;
+  /** istio_requests_total and istio_request_duration_milliseconds (request-metrics.ts). */
+  readonly requests: RequestMetrics;
   readonly sagas: Counter<'type' | 'status'>;
   readonly breakerState: Gauge<'destination_service'>;
   readonly ejections: Counter<'destination_service' | 'endpoint'>;
@@ -64,14 +65,17 @@ export class Metrics {
     this.registry.setDefaultLabels({ app: labels.service, version: labels.version, instance_id: labels.instance });
     collectRuntimeMetrics(this.registry, labels.eventLoopResolutionMs ?? EVENT_LOOP_RESOLUTION_MS);
     const r = [this.registry];
-    this.requests = new Counter({ name: 'istio_requests_total', help: 'Requests, as Istio counts them (one per reporter side).', labelNames: REQUEST_LABELS, registers: r });
-    this.duration = new Histogram({
-      name: 'istio_request_duration_milliseconds',
-      help: 'Request duration in milliseconds, as Istio reports it.',
-      labelNames: REQUEST_LABELS,
-      buckets: ISTIO_DURATION_BUCKETS_MS,
-      registers: r,
-    });
+    this.requests = new RequestMetrics(
+      this.registry,
+      {
+        counter: 'istio_requests_total',
+        counterHelp: 'Requests, as Istio counts them (one per reporter side).',
+        histogram: 'istio_request_duration_milliseconds',
+        histogramHelp: 'Request duration in milliseconds, as Istio reports it.',
+      },
+      REQUEST_LABELS,
+      ISTIO_DURATION_BUCKETS_MS,
+    );
     this.sagas = new Counter({ name: 'concord_saga_outcomes_total', help: 'Sagas settled, by type and final status.', labelNames: ['type', 'status'], registers: r });
     const metrics = this;
     this.breakerState = new Gauge({
@@ -91,7 +95,6 @@ export class Metrics {
   }
 
   observeRequest(l: RequestLabels, durationMs: number): void {
-    this.requests.inc(l);
-    this.duration.observe(l, durationMs);
+    this.requests.observe(l, durationMs);
   }
 }

@@ -92,7 +92,9 @@ export class RequestMetrics {
     // Length-prefixed values: no two label sets share a key, whatever characters they hold.
     let key = '';
     for (const name of this.labelNames) {
-      const v = labels[name] as string;
+      const v = labels[name];
+      // (The message is built only when the check fails: this runs for every request.)
+      if (typeof v !== 'string') invariant(false, `request label ${name} is a string`);
       key += `${v.length}:${v}`;
     }
     let s = this.series.get(key);
@@ -102,11 +104,7 @@ export class RequestMetrics {
         return;
       }
       const kept: Record<string, string> = {};
-      for (const name of this.labelNames) {
-        const v = labels[name];
-        invariant(typeof v === 'string', `request label ${name} is a string`);
-        kept[name] = v;
-      }
+      for (const name of this.labelNames) kept[name] = labels[name] as string;
       s = { labels: kept, count: 0, sum: 0, perBucket: new Float64Array(this.upperBounds.length) };
       this.series.set(key, s);
     }

@@ -6,27 +6,13 @@
  * codes); each request builds its labels object afresh, as the server's hook does.
  */
 import { RequestMetrics } from '@concord/platform/telemetry/request-metrics';
-import { ISTIO_DURATION_BUCKETS_MS, type RequestLabels } from '@concord/platform';
+import { ISTIO_DURATION_BUCKETS_MS, REQUEST_LABELS, type RequestLabels } from '@concord/platform';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { median } from './system.js';
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 300_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
-const LABEL_NAMES = [
-  'reporter',
-  'source_workload',
-  'source_version',
-  'source_principal',
-  'destination_workload',
-  'destination_service',
-  'destination_service_name',
-  'destination_version',
-  'destination_principal',
-  'request_protocol',
-  'response_code',
-  'response_flags',
-  'connection_security_policy',
-] as const;
+const LABEL_NAMES = REQUEST_LABELS;
 const SOURCES = ['gateway', 'order', 'unknown'];
 const CODES = ['200', '201', '409', '503'];
 

@@ -12,7 +12,8 @@ import { collectRuntimeMetrics } from './runtime-metrics.js';
 /** Istio's default buckets for request durations (milliseconds). */
 export const ISTIO_DURATION_BUCKETS_MS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];
 
-const REQUEST_LABELS = [
+/** Istio's standard labels of istio_requests_total and istio_request_duration_milliseconds. */
+export const REQUEST_LABELS = [
   'reporter',
   'source_workload',
   'source_version',

@@ -26,6 +26,9 @@ const TOPOLOGY = `services:
     env: { CONCORD_LOG_LEVEL: debug }
 `;
 
+/** Longest wait for a message an outbox delivers (see the set-up below). */
+const OUTBOX_WAIT_MS = 40_000;
+
 let sys: System;
 let gw: string;
 let admin: Record<string, string>;
@@ -60,11 +63,14 @@ before(async () => {
   gw = sys.gatewayUrl as string;
   admin = (await adminLogin(gw)).auth;
   alice = await newUser(gw, 'dash');
-  await pollUntil('alice’s wallet', async () => (await http(`${gw}/api/wallet`, { headers: alice.auth })).status === 200);
+  // The wallet and the recommendation arrive through outboxes: delivered at least once, retried
+  // with back-off (100 ms, doubling, up to 30 s). On a loaded machine a few failed first tries
+  // take them past pollUntil's default 10 s (seen once in CI): wait for delivery, not for speed.
+  await pollUntil('alice’s wallet', async () => (await http(`${gw}/api/wallet`, { headers: alice.auth })).status === 200, OUTBOX_WAIT_MS);
   const o = await placeOrder(gw, alice.auth, [{ productId: 'p-0001', quantity: 2 }]);
   assert.equal(o.body.status, 'CONFIRMED', o.text);
   // Recommendations come from order events: wait until the sale shows up there.
-  await pollUntil('a recommendation', async () => (await http(`${gw}/api/recommendations`)).body.items.length > 0);
+  await pollUntil('a recommendation', async () => (await http(`${gw}/api/recommendations`)).body.items.length > 0, OUTBOX_WAIT_MS);
 });
 after(() => sys?.stop());
 

@@ -33,6 +33,15 @@ interface ExportValue {
   exemplar?: null;
 }
 
+/**
+ * A metric as prom-client's Registry reads one: `values(true)` for the text format (a series'
+ * labels shared by its values, as prom-client's histogram gives them), `values(false)` for JSON.
+ */
+function registryMetric(name: string, help: string, type: 'counter' | 'histogram', values: (forText: boolean) => ExportValue[], reset: () => void) {
+  const read = (forText: boolean) => async () => ({ name, help, type, aggregator: 'sum', values: values(forText) });
+  return { name, help, type, aggregator: 'sum', get: read(false), getForPromString: read(true), reset };
+}
+
 export class RequestMetrics {
   private readonly series = new Map<string, Series>();
   /** Observations dropped because MAX_REQUEST_SERIES label sets were kept already. */
@@ -48,42 +57,23 @@ export class RequestMetrics {
       upperBounds.every((b, i) => i === 0 || b > (upperBounds[i - 1] as number)),
       'bucket bounds increase',
     );
-    const counter = {
-      name: names.counter,
-      help: names.counterHelp,
-      type: 'counter',
-      aggregator: 'sum',
-      get: async () => ({ name: names.counter, help: names.counterHelp, type: 'counter', aggregator: 'sum', values: this.counterValues() }),
-      reset: () => this.series.clear(),
-    };
-    const histogram = {
-      name: names.histogram,
-      help: names.histogramHelp,
-      type: 'histogram',
-      aggregator: 'sum',
-      // The text format reads each series' labels once (shared by its buckets), as prom-client's histogram does.
-      getForPromString: async () => ({
-        name: names.histogram,
-        help: names.histogramHelp,
-        type: 'histogram',
-        aggregator: 'sum',
-        values: this.histogramValues(true),
-      }),
-      get: async () => ({ name: names.histogram, help: names.histogramHelp, type: 'histogram', aggregator: 'sum', values: this.histogramValues(false) }),
-      reset: () => this.series.clear(),
-    };
-    const droppedHelp = `Requests left out of ${names.counter} and ${names.histogram}: ${MAX_REQUEST_SERIES} label sets were kept already.`;
-    const dropped = {
-      name: DROPPED_METRIC,
-      help: droppedHelp,
-      type: 'counter',
-      aggregator: 'sum',
-      get: async () => ({ name: DROPPED_METRIC, help: droppedHelp, type: 'counter', aggregator: 'sum', values: [{ value: this.dropped, labels: {} }] }),
-      reset: () => {
-        this.dropped = 0;
-      },
-    };
-    for (const m of [counter, histogram, dropped]) registry.registerMetric(m as unknown as Parameters<Registry['registerMetric']>[0]);
+    const clear = () => this.series.clear();
+    const dropped = `Requests left out of ${names.counter} and ${names.histogram}: ${MAX_REQUEST_SERIES} label sets were kept already.`;
+    for (const m of [
+      registryMetric(names.counter, names.counterHelp, 'counter', () => this.counterValues(), clear),
+      registryMetric(names.histogram, names.histogramHelp, 'histogram', (forText) => this.histogramValues(forText), clear),
+      registryMetric(
+        DROPPED_METRIC,
+        dropped,
+        'counter',
+        () => [{ value: this.dropped, labels: {} }],
+        () => {
+          this.dropped = 0;
+        },
+      ),
+    ]) {
+      registry.registerMetric(m as unknown as Parameters<Registry['registerMetric']>[0]);
+    }
   }
 
   /** Counts one request of `durationMs` under `labels` (a value for each label name). */

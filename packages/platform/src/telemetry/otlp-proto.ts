@@ -139,24 +139,32 @@ export class FragmentCache {
     for (const key in attrs) {
       const v = attrs[key];
       if (v === undefined || v === null) continue;
-      let values = this.attributes.get(key);
-      if (values === undefined) {
-        // A key past the bounds is not remembered at all (not even as one not to keep).
-        values = this.attributes.size < MAX_CACHED_KEYS && key.length <= MAX_CACHED_KEY_CHARS ? new Map() : null;
-        if (values !== null) this.attributes.set(key, values);
-      }
-      const kept = values === null || typeof v === 'object' ? undefined : values.get(v);
+      const values = this.valuesOf(key);
+      // Arrays and long strings are never kept: written field by field, not looked up.
+      const cacheable = values !== null && typeof v !== 'object' && (typeof v !== 'string' || v.length <= MAX_CACHED_VALUE_CHARS);
+      const kept = cacheable ? values.get(v) : undefined;
       if (kept !== undefined) {
         w.append(kept);
         continue;
       }
       const from = w.pos;
       writeKeyValue(w, F_SPAN_ATTRIBUTES, key, v);
-      if (values === null || typeof v === 'object' || (typeof v === 'string' && v.length > MAX_CACHED_VALUE_CHARS)) continue;
+      if (!cacheable) continue;
       if (values.size >= MAX_VALUES_PER_KEY) this.attributes.set(key, null);
       // A copy: the writer's bytes move on (a span shorter than expected is shifted, see endLarge).
       else values.set(v, new Uint8Array(w.buf.subarray(from, w.pos)));
     }
+  }
+
+  /** The kept encodings of a key's values; null for a key not kept (past the bounds, or too many values). */
+  private valuesOf(key: string): Map<string | number | boolean, Uint8Array> | null {
+    const values = this.attributes.get(key);
+    if (values !== undefined) return values;
+    // A key past the bounds is not remembered at all (not even as one not to keep).
+    if (this.attributes.size >= MAX_CACHED_KEYS || key.length > MAX_CACHED_KEY_CHARS) return null;
+    const fresh = new Map<string | number | boolean, Uint8Array>();
+    this.attributes.set(key, fresh);
+    return fresh;
   }
 
   /** A span's name (field 5). */

@@ -12,7 +12,6 @@ import { median } from './system.js';
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 300_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
-const LABEL_NAMES = REQUEST_LABELS;
 const SOURCES = ['gateway', 'order', 'unknown'];
 const CODES = ['200', '201', '409', '503'];
 
@@ -39,11 +38,11 @@ type Observe = (l: RequestLabels, ms: number) => void;
 
 function promClient(): Observe {
   const r = [new Registry()];
-  const counter = new Counter({ name: 'istio_requests_total', help: 'h', labelNames: LABEL_NAMES, registers: r });
+  const counter = new Counter({ name: 'istio_requests_total', help: 'h', labelNames: REQUEST_LABELS, registers: r });
   const histogram = new Histogram({
     name: 'istio_request_duration_milliseconds',
     help: 'h',
-    labelNames: LABEL_NAMES,
+    labelNames: REQUEST_LABELS,
     buckets: ISTIO_DURATION_BUCKETS_MS,
     registers: r,
   });
@@ -57,7 +56,7 @@ function concord(): Observe {
   const m = new RequestMetrics(
     new Registry(),
     { counter: 'istio_requests_total', counterHelp: 'h', histogram: 'istio_request_duration_milliseconds', histogramHelp: 'h' },
-    LABEL_NAMES,
+    REQUEST_LABELS,
     ISTIO_DURATION_BUCKETS_MS,
   );
   return (l, ms) => m.observe(l, ms);

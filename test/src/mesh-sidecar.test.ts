@@ -52,7 +52,8 @@ describe('the sidecar fronts a plain HTTP app', () => {
       if (path === '/call-sample' || path === '/call-sample-by-host') {
         try {
           const byHost = path === '/call-sample-by-host';
-          const r = await appRequest(byHost ? `${egress}/api/sample/whoami` : `${egress}/sample/api/sample/whoami`, byHost ? { host: 'sample' } : {});
+          // The path form also claims another workload: the mesh names the caller itself.
+          const r = await appRequest(byHost ? `${egress}/api/sample/whoami` : `${egress}/sample/api/sample/whoami`, byHost ? { host: 'sample' } : { 'x-concord-source-workload': 'spoofed' });
           return json(200, { status: r.status, servedBy: r.headers['x-served-by'] ?? null, body: JSON.parse(r.body) });
         } catch (err) {
           return json(502, { error: String(err) });
@@ -187,7 +188,7 @@ spec:
         assert.equal(x.body.status, 200, JSON.stringify(x.body));
         assert.equal(x.body.servedBy, 'sample@v1#sample-1');
         assert.equal(x.body.body.principal, 'concord.local/ns/default/sa/legacy', "the egress call carries legacy's identity");
-        assert.equal(x.body.body.sourceWorkload, 'legacy');
+        assert.equal(x.body.body.sourceWorkload, 'legacy', 'the caller is named by the mesh, once, whatever the app sent');
       }
     }
     // A VirtualService on sample applies to the app's calls too.

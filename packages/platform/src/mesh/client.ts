@@ -87,6 +87,14 @@ const KEEP_ALIVE_MS = 30_000;
 const CONNECT_TIMEOUT_MS = 2000;
 /** Destinations whose resolution is cached; past it the cache starts over (callers name services freely). */
 const MAX_DESTINATIONS = 1024;
+/**
+ * The calling workload, which every call names (the server's metrics label calls with it when no
+ * mTLS principal says who called). Always the last header on the wire, never a key added to the
+ * caller's headers object: that store, on objects of every caller's shape, kept the order
+ * service's `request` in a deoptimization loop (wrong map, 23 times in 90 s under load, each
+ * reoptimization 20–100 ms of compiler time; `--trace-deopt-verbose`, 2026-11-28).
+ */
+const SOURCE_WORKLOAD_HEADER = 'x-concord-source-workload';
 /** The trace-context headers a try sets itself when tracing (W3C and B3, as Telemetry.inject writes them). */
 const PROPAGATION_HEADERS: ReadonlySet<string> = new Set([
   'traceparent',
@@ -194,6 +202,10 @@ export class MeshClient {
     }
   }
 
+  private get sourceWorkload(): string {
+    return this.opts.service ?? 'unknown';
+  }
+
   private config(): Compiled {
     const cfg = this.opts.config?.config;
     if (!cfg || cfg.version === this.compiled.version) return this.compiled;
@@ -257,7 +269,6 @@ export class MeshClient {
 
     const requestOps = [picked?.headers?.request, route?.headers?.request];
     const headers = requestOps[0] || requestOps[1] ? (mesh.applyHeaderLayers(baseHeaders, requestOps) as Record<string, string>) : baseHeaders;
-    headers['x-concord-source-workload'] = this.opts.service ?? 'unknown';
     const mirror = route?.mirror ? mesh.mirrorDestination(route, this.random) : null;
     if (mirror) this.mirror(mirror, method, call.path, headers, body);
 
@@ -319,9 +330,10 @@ export class MeshClient {
     const tracing = this.opts.telemetry?.enabled === true;
     const out: string[] = [];
     for (const name in headers) {
-      if (name === mesh.TIMEOUT_HEADER || (tracing && PROPAGATION_HEADERS.has(name))) continue;
+      if (name === mesh.TIMEOUT_HEADER || name === SOURCE_WORKLOAD_HEADER || (tracing && PROPAGATION_HEADERS.has(name))) continue;
       out.push(name, headers[name] as string);
     }
+    out.push(SOURCE_WORKLOAD_HEADER, this.sourceWorkload);
     return out;
   }
 
@@ -639,7 +651,7 @@ export class MeshClient {
     if (!resolved.ok || !ep) return;
     this.mirrorsInFlight++;
     const client = this.newClient(dest.host, ep, resolved.cluster.tlsMode, 1000, 1000);
-    dispatch(client, { path, method, headers: { ...headers, 'x-concord-mirror': '1' }, body }, 5000)
+    dispatch(client, { path, method, headers: { ...headers, [SOURCE_WORKLOAD_HEADER]: this.sourceWorkload, 'x-concord-mirror': '1' }, body }, 5000)
       .catch(() => {})
       .finally(() => {
         this.mirrorsInFlight--;

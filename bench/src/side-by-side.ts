@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { type CpuSnapshot, type CpuTally, DEFAULT_TOPOLOGY, type LoadResult, ProgressLine, addCpu, benchEnv, cpuSecondsByInstance, cpuTotal, emptyCpuTally, loadTopology, perOrderUs, prepare, runLoad, startEmbedded, usersFor } from '@concord/cli';
+import { type CpuSnapshot, type CpuTally, DEFAULT_TOPOLOGY, type LoadResult, ProgressLine, addCpu, benchEnv, cpuSecondsByInstance, cpuTotal, emptyCpuTally, loadTopology, perOrderUs, prepare, primeCpuReading, runLoad, startEmbedded, usersFor } from '@concord/cli';
 import { OUT_DIR } from './system.js';
 
 /** Orders of a phase that may end otherwise than CONFIRMED before the run stops as not comparable. */
@@ -126,7 +126,11 @@ export async function sideBySideRound(opts: {
       progress.update(`[${opts.prefix}] side by side ${opts.round}/${opts.rounds} ${phase} ${Math.round(t.elapsedMs / 1000)}s  ${parts}`);
     };
     const loads = started.map((s) => ({ ...s, load: loader(s.sys, s.prep, { prefix: opts.prefix, label: s.config.key, connections: opts.connections, onTick: show(s.config.key) }) }));
-    if (opts.warmupMs > 0) await Promise.all(loads.map((l) => l.load('warm-up', opts.warmupMs))).finally(() => progress.end());
+    if (opts.warmupMs > 0) {
+      const primed = Promise.all(loads.map((l) => primeCpuReading(l.sys.controlUrl as string, opts.warmupMs)));
+      await Promise.all(loads.map((l) => l.load('warm-up', opts.warmupMs))).finally(() => progress.end());
+      await primed;
+    }
     // Both loads start after both CPU readings and are read again after both end: one window.
     const before = await Promise.all(loads.map((l) => cpuSecondsByInstance(l.sys.controlUrl as string)));
     const results = await Promise.all(loads.map((l) => l.load('measured', opts.durationMs))).finally(() => progress.end());

@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { type CpuSnapshot, type CpuTally, DEFAULT_TOPOLOGY, type LoadResult, ProgressLine, addCpu, benchEnv, cpuSecondsByInstance, cpuTotal, emptyCpuTally, loadTopology, perOrderUs, prepare, primeCpuReading, runLoad, startEmbedded, usersFor } from '@concord/cli';
+import { type CpuSnapshot, type CpuTally, DEFAULT_TOPOLOGY, type LoadResult, ProgressLine, addCpu, benchEnv, cpuSecondsByInstance, cpuTotal, emptyCpuTally, loadTopology, perOrderUs, prepare, runLoad, startEmbedded, usersFor, warmUpWithCpuReading } from '@concord/cli';
 import { OUT_DIR } from './system.js';
 
 /** Orders of a phase that may end otherwise than CONFIRMED before the run stops as not comparable. */
@@ -127,9 +127,8 @@ export async function sideBySideRound(opts: {
     };
     const loads = started.map((s) => ({ ...s, load: loader(s.sys, s.prep, { prefix: opts.prefix, label: s.config.key, connections: opts.connections, onTick: show(s.config.key) }) }));
     if (opts.warmupMs > 0) {
-      const primed = Promise.all(loads.map((l) => primeCpuReading(l.sys.controlUrl as string, opts.warmupMs)));
-      await Promise.all(loads.map((l) => l.load('warm-up', opts.warmupMs))).finally(() => progress.end());
-      await primed;
+      const controlUrls = loads.map((l) => l.sys.controlUrl as string);
+      await warmUpWithCpuReading(controlUrls, opts.warmupMs, () => Promise.all(loads.map((l) => l.load('warm-up', opts.warmupMs))).finally(() => progress.end()));
     }
     // Both loads start after both CPU readings and are read again after both end: one window.
     const before = await Promise.all(loads.map((l) => cpuSecondsByInstance(l.sys.controlUrl as string)));

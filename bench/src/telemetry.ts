@@ -27,7 +27,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type CpuTally, type LoadResult, addCpu, cpuSecondsByInstance, cpuTotal, emptyCpuTally, perOrderUs, primeCpuReading } from '@concord/cli';
+import { type CpuTally, type LoadResult, addCpu, cpuSecondsByInstance, cpuTotal, emptyCpuTally, perOrderUs, warmUpWithCpuReading } from '@concord/cli';
 import { type SideResult, loader, pct, printByService, sideBySideRound, startWithUsers, steadyRate, totalCpu } from './side-by-side.js';
 import { OUT_DIR, json, median, pollUntil } from './system.js';
 
@@ -86,11 +86,7 @@ async function once(tracing: boolean, round: number): Promise<Sample> {
   const { sys, prep } = await startWithUsers(`telemetry-${tracing ? 'on' : 'off'}-${round}`, tracingEnv(tracing), SYSTEM_RUN_MS);
   try {
     const run = load(sys, prep, `round ${round} ${`tracing ${tracing ? 'on (100 %)' : 'off'}`.padEnd(18)}`);
-    if (WARMUP_MS > 0) {
-      const primed = primeCpuReading(sys.controlUrl as string, WARMUP_MS);
-      await run('warm-up', WARMUP_MS);
-      await primed;
-    }
+    if (WARMUP_MS > 0) await warmUpWithCpuReading([sys.controlUrl as string], WARMUP_MS, () => run('warm-up', WARMUP_MS));
     const cpu = emptyCpuTally();
     const r = await withCpu(sys.controlUrl as string, cpu, () => run('measured', DURATION_MS));
     return {
@@ -165,11 +161,7 @@ async function inPlace(): Promise<{ on: number[]; off: number[]; pairs: number[]
   const cpu: Record<number, CpuTally> = { 0: emptyCpuTally(), 100: emptyCpuTally() };
   try {
     const controlUrl = sys.controlUrl as string;
-    if (SWITCH_WARMUP_MS > 0) {
-      const primed = primeCpuReading(controlUrl, SWITCH_WARMUP_MS);
-      await load(sys, prep, 'in place, 100 %')('warm-up', SWITCH_WARMUP_MS);
-      await primed;
-    }
+    if (SWITCH_WARMUP_MS > 0) await warmUpWithCpuReading([controlUrl], SWITCH_WARMUP_MS, () => load(sys, prep, 'in place, 100 %')('warm-up', SWITCH_WARMUP_MS));
     for (let i = 1; i <= SWITCH_PAIRS; i++) {
       const order = i % 2 === 1 ? [100, 0] : [0, 100];
       const rates: Record<number, number> = {};

@@ -11,7 +11,7 @@ import { DEFAULT_TOPOLOGY } from '../paths.js';
 import { ProgressLine } from '../progress.js';
 import { loadTopology } from '../supervisor/topology.js';
 import { ArgError, type ArgSpec, parseArgs, usage } from './args.js';
-import { type CpuSnapshot, addCpu, cpuPerOrder, cpuSecondsByInstance, emptyCpuTally, primeCpuReading } from './cpu.js';
+import { type CpuSnapshot, addCpu, cpuPerOrder, cpuSecondsByInstance, emptyCpuTally, warmUpWithCpuReading } from './cpu.js';
 import { type LoadResult, runLoad } from './loadgen.js';
 import { type BenchReport, renderHtml, renderTable } from './report.js';
 import { MAX_USERS, prepare, usersFor } from './setup.js';
@@ -104,9 +104,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     const controlUrl = sys?.controlUrl ?? (a.control || null);
     if (!controlUrl) say("CPU per order left out: name that system's control plane with --control (npm start's is http://127.0.0.1:7700)");
     // A warm-up (JIT, caches, connection pools) is audited like the rest but kept out of the figures.
-    const primed = controlUrl && a.warmup > 0 ? primeCpuReading(controlUrl, a.warmup) : null;
-    const warm = a.warmup > 0 ? await phase('warm-up', a.warmup) : null;
-    await primed;
+    const warm = a.warmup > 0 ? await warmUpWithCpuReading(controlUrl ? [controlUrl] : [], a.warmup, () => phase('warm-up', a.warmup)) : null;
     const cpuBefore = controlUrl ? await cpuSnapshot(controlUrl) : null;
     const generatorBefore = process.cpuUsage();
     const load: LoadResult = await phase('measured', a.duration);

@@ -30,16 +30,21 @@ export async function cpuSecondsByInstance(controlUrl: string): Promise<CpuSnaps
 }
 
 /**
- * A reading made a third of the way into a warm-up, its figures unused; resolves after it. A
- * reading fetches every instance's `/metrics` over plain HTTP, a kind of connection a service under
- * load otherwise does not see: the first one deoptimizes its HTTP server code at once (wrong maps),
- * and made at the start of the measured phase it put ~130 bailouts across the system, and the
- * reoptimizing after them, in the measured window; made here, 43 remain there (`--trace-deopt`,
- * 2026-11-28). A failure is left to the readings that count; the wait holds no process open.
+ * Runs a warm-up with one reading of each system's CPU a third of the way into it, its figures
+ * unused. A reading fetches every instance's `/metrics` over plain HTTP, a kind of connection a
+ * service under load otherwise does not see: the first one deoptimizes its HTTP server code at
+ * once (wrong maps), and made at the start of the measured phase it put ~130 bailouts across the
+ * system, and the reoptimizing after them, in the measured window; made here, 43 remain there
+ * (`--trace-deopt`, 2026-11-28). A failed reading is left to the readings that count; the wait
+ * holds no process open.
  */
-export async function primeCpuReading(controlUrl: string, warmupMs: number): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, Math.floor(warmupMs / 3)).unref());
-  await cpuSecondsByInstance(controlUrl).catch(() => undefined);
+export async function warmUpWithCpuReading<T>(controlUrls: readonly string[], warmupMs: number, warmUp: () => Promise<T>): Promise<T> {
+  const read = new Promise((resolve) => setTimeout(resolve, Math.floor(warmupMs / 3)).unref()).then(() =>
+    Promise.all(controlUrls.map((url) => cpuSecondsByInstance(url).catch(() => undefined))),
+  );
+  const result = await warmUp();
+  await read;
+  return result;
 }
 
 /** CPU used over one or more phases, in seconds by service, and the orders acknowledged meanwhile. */
